@@ -1,0 +1,72 @@
+"""The one exception hierarchy of biomed-pipelines.
+
+Every error a user can cause names what it is about: the file, and where known the line or the
+record. `biomodels/` raises subclasses of these too, so callers catch `BiomedError` once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BiomedError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class InputError(BiomedError):
+    """Bad input: a file that cannot be read as the format it claims to be.
+
+    The message always starts with the path and, where known, `line N` and the record id, so a
+    curator can open the file at the right place.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        message: str,
+        *,
+        line: int | None = None,
+        record: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.line = line
+        self.record = record
+        self.reason = message
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if record is not None:
+            where += f", record {record}"
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownFormatError(InputError):
+    """The format could not be detected from content, or the name given is not a known format."""
+
+
+class MalformedInputError(InputError):
+    """The file is of a known format but broken: bad XML, truncated gzip, a short TSV row."""
+
+
+class EncodingError(InputError):
+    """The file is not valid UTF-8."""
+
+
+class EmptyInputError(InputError):
+    """The file holds no records at all."""
+
+
+class OffsetMismatchError(InputError):
+    """An annotation's offsets do not select the text the annotation says it covers."""
+
+
+class StoreError(BiomedError):
+    """The Parquet store is unreadable, inconsistent, or a write failed validation."""
+
+
+class ModelError(BiomedError):
+    """A model, checkpoint or model directory is missing, incomplete or inconsistent."""
+
+
+class ConfigError(BiomedError):
+    """A configuration value (CLI option, config file, preset) is invalid."""

@@ -1,0 +1,97 @@
+"""Opening input files: plain or gzip, UTF-8 checked, line numbers kept, content hashed.
+
+Every reader goes through here so that a truncated gzip, a non-UTF-8 byte or an unreadable file
+becomes the same clear `InputError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from corpora.errors import EmptyInputError, EncodingError, MalformedInputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
+
+
+def is_gzip(path: str | Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def open_binary(path: str | Path) -> BinaryIO:
+    """Open a file for reading bytes, transparently decompressing gzip (detected by magic bytes)."""
+    if is_gzip(path):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def sha256_file(path: str | Path) -> str:
+    """Content hash of the raw file bytes (what the manifest keys reruns on)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def head_bytes(path: str | Path, n: int = 4096) -> bytes:
+    """The first `n` decompressed bytes, for format detection; a broken gzip is reported."""
+    try:
+        with open_binary(path) as fh:
+            return fh.read(n)
+    except (OSError, EOFError, zlib.error) as exc:
+        if is_gzip(path):
+            raise MalformedInputError(path, f"gzip stream cannot be read ({exc})") from exc
+        raise
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, line without its newline) for a UTF-8 text file, plain or gzip.
+
+    A BOM is dropped; a non-UTF-8 byte raises EncodingError with its line; a truncated gzip raises
+    MalformedInputError; a file with no bytes raises EmptyInputError.
+    """
+    lineno = 0
+    seen_any = False
+    try:
+        with open_binary(path) as raw:
+            for lineno, bline in enumerate(raw, start=1):
+                seen_any = True
+                try:
+                    line = bline.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise EncodingError(path, f"not valid UTF-8 (byte {bline[exc.start]:#04x} at column {exc.start + 1})", line=lineno) from exc
+                if lineno == 1 and line.startswith("\ufeff"):
+                    line = line[1:]
+                yield lineno, line.rstrip("\r\n")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise MalformedInputError(path, f"gzip stream is truncated or corrupt after line {lineno} ({exc})") from exc
+    if not seen_any:
+        raise EmptyInputError(path, "file is empty")
+
+
+def read_text(path: str | Path) -> str:
+    """Whole file as text (for small formats such as brat .txt); same errors as iter_lines."""
+    try:
+        with open_binary(path) as raw:
+            data = raw.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise MalformedInputError(path, f"gzip stream is truncated or corrupt ({exc})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise EncodingError(path, f"not valid UTF-8 (byte {data[exc.start]:#04x})", line=line) from exc
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def text_stream(path: str | Path) -> io.TextIOWrapper:
+    """A strict UTF-8 text stream (callers translate UnicodeDecodeError themselves)."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="strict", newline="")
