@@ -70,3 +70,15 @@ class ModelError(BiomedError):
 
 class ConfigError(BiomedError):
     """A configuration value (CLI option, config file, preset) is invalid."""
+
+
+class PartialFailure(BiomedError):
+    """A run finished but some inputs failed; `summary` holds what was done and what failed."""
+
+    def __init__(self, message: str, summary: object) -> None:
+        self.summary = summary
+        self.message = message
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.message, self.summary))

@@ -1,0 +1,13 @@
+"""Prefect task: ingest one input file into one shard (wiring only; logic in corpora.ingest)."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from corpora.ingest import ingest_file
+from tasks.retry import is_transient
+
+
+@task(name="ingest-file", retries=2, retry_delay_seconds=2, retry_condition_fn=is_transient, task_run_name="ingest {path}")
+def ingest_file_task(path: str, out_dir: str, fmt: str = "auto", force: bool = False) -> dict:
+    return ingest_file(path, out_dir, fmt=fmt, force=force).to_dict()
