@@ -181,13 +181,15 @@ def _gold_row(path: Path, line: int, cols: list[str]) -> tuple[str, _RelationRow
 
 def _add_entities(doc: Document, rows: list[_EntityRow], path: Path) -> None:
     text = doc.text
+    seen: set[str] = set()
     for row in rows:
-        if any(e.id == row.id for e in doc.entities):
+        if row.id in seen:
             raise MalformedInputError(path, f"entity id {row.id} repeats within PMID {doc.id}", line=row.line, record=doc.id)
         found = text[row.start : row.end] if 0 <= row.start <= row.end <= len(text) else None
         if found != row.text:
             what = f"select {found!r}" if found is not None else f"fall outside the text (length {len(text)})"
             raise OffsetMismatchError(path, f"entity {row.id} offsets {row.start}-{row.end} {what}, but the entity text is {row.text!r}", line=row.line, record=doc.id)
+        seen.add(row.id)
         doc.entities.append(Entity(id=row.id, type=row.type, text=[row.text], offsets=[[row.start, row.end]]))
 
 
