@@ -17,7 +17,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from corpora.bioc_common import collection_info, document_from_bioc, document_to_bioc, header_collection, iter_first
+from corpora.bioc_common import collection_info, document_from_bioc
+from corpora.bioc_export import document_to_bioc, header_collection, iter_first
 from corpora.errors import MalformedInputError
 from corpora.schema import Document, Source
 from corpora.textio import iter_lines, read_text, sha256_file

@@ -22,7 +22,8 @@ from typing import IO, Any
 
 from lxml import etree
 
-from corpora.bioc_common import collection_info, document_from_bioc, document_to_bioc, header_collection, iter_first
+from corpora.bioc_common import collection_info, document_from_bioc
+from corpora.bioc_export import document_to_bioc, header_collection, iter_first
 from corpora.errors import BiomedError, EmptyInputError, EncodingError, MalformedInputError
 from corpora.schema import Document, Source
 from corpora.textio import open_binary, sha256_file
