@@ -507,15 +507,16 @@ def read_masked_re_tsv(path: str | Path) -> list[MarkedExample]:
     Two layouts, told apart by the first line: BLUE (`id<TAB>sentence<TAB>label`, no header; masks
     `@CHEMICAL$`/`@GENE$`, `@CHEM-GENE$` for overlapping arguments) and BioELECTRA (header
     `sentence<TAB>label`; masks `BC6ENTC`/`BC6ENTG`, others `BC6OTHER`; ids become `<file stem>:<line>`).
-    A row with the wrong number of columns, an empty sentence or label, or no argument mask at all
-    raises MalformedInputError naming the file and line. A row lacking one of the two masks (24 rows
+    A row with the wrong number of columns, an empty id, sentence or label, or no argument mask at all
+    raises MalformedInputError naming the file and line. A repeated id is kept (BLUE's dev file has 4:
+    pairs gold for two CPR groups, one row per group). A row lacking one of the two masks (24 rows
     of BioELECTRA's train.tsv) is kept with that argument's span None.
     """
     p = Path(path)
     out: list[MarkedExample] = []
     layout: str | None = None
     seen_ids: set[str] = set()
-    missing = 0
+    missing = repeats = 0
     for lineno, raw in iter_lines(p):
         if not raw.strip():
             continue
@@ -538,8 +539,7 @@ def read_masked_re_tsv(path: str | Path) -> list[MarkedExample]:
             rid = rid.strip()
             if not rid:
                 raise MalformedInputError(p, "empty id", line=lineno)
-            if rid in seen_ids:
-                raise MalformedInputError(p, f"id {rid} repeats", line=lineno, record=rid)
+            repeats += rid in seen_ids
             seen_ids.add(rid)
         else:
             sentence, label = cols
@@ -557,6 +557,8 @@ def read_masked_re_tsv(path: str | Path) -> list[MarkedExample]:
         raise MalformedInputError(p, "no rows")
     if missing:
         log.warning("%s: %d argument masks missing (rows kept with one argument)", p, missing)
+    if repeats:
+        log.info("%s: %d rows repeat an earlier id (a pair with two relation types; all kept)", p, repeats)
     return out
 
 

@@ -304,17 +304,18 @@ def test_read_blue_and_bioelectra_files(tmp_path: Path, tokenizer) -> None:
     blue.write_text(
         "10064839.T50.T56\tBinding of @CHEMICAL$ to @GENE$ and its effects.\tfalse\n"
         "10064839.T51.T57\t@GENE$ is inhibited by @CHEMICAL$ strongly.\tCPR:4\n"
-        "10064839.T52.T58\tThe @CHEM-GENE$ complex.\tfalse\n",
+        "10064839.T52.T58\tThe @CHEM-GENE$ complex.\tfalse\n"
+        "10064839.T51.T57\t@GENE$ is inhibited by @CHEMICAL$ strongly.\tCPR:3\n",  # a pair with two groups
         encoding="utf-8",
     )
     rows = read_masked_re_tsv(blue)
-    assert [r.id for r in rows] == ["10064839.T50.T56", "10064839.T51.T57", "10064839.T52.T58"]
-    assert [r.label for r in rows] == ["false", "CPR:4", "false"]
+    assert [r.id for r in rows] == ["10064839.T50.T56", "10064839.T51.T57", "10064839.T52.T58", "10064839.T51.T57"]
+    assert [r.label for r in rows] == ["false", "CPR:4", "false", "CPR:3"]
     assert rows[1].text[slice(*rows[1].arg1_span)] == "@CHEMICAL$" and rows[1].text[slice(*rows[1].arg2_span)] == "@GENE$"
     assert rows[1].arg2_span[0] == 0
     assert rows[2].arg1_span == rows[2].arg2_span and rows[2].text[slice(*rows[2].arg1_span)] == "@CHEM-GENE$"
-    feats = tokenize_re(rows, tokenizer, {"false": 0, "CPR:4": 1}, max_length=64)
-    assert [f["labels"] for f in feats] == [0, 1, 0]
+    feats = tokenize_re(rows, tokenizer, {"false": 0, "CPR:4": 1, "CPR:3": 2}, max_length=64)
+    assert [f["labels"] for f in feats] == [0, 1, 0, 2]
 
     bio = tmp_path / "train.tsv"
     bio.write_text("sentence\tlabel\nBC6ENTG inhibitors are BC6ENTC - derived BC6OTHER .\tCPR:4\nBaseline CHEM , BC6ENTG .\tFalse\n", encoding="utf-8")
@@ -330,7 +331,7 @@ def test_read_blue_and_bioelectra_files(tmp_path: Path, tokenizer) -> None:
     ("content", "line", "match"),
     [
         ("a\t@CHEMICAL$ x @GENE$\tfalse\nb\tno tab here\n", 2, "columns"),
-        ("a\t@CHEMICAL$ x @GENE$\tfalse\na\t@CHEMICAL$ y @GENE$\tfalse\n", 2, "repeats"),
+        ("\t@CHEMICAL$ x @GENE$\tfalse\n", 1, "empty id"),
         ("a\t@CHEMICAL$ x @GENE$\t\n", 1, "empty label"),
         ("a\tno masks at all\tfalse\n", 1, "no argument mask"),
         ("sentence\tlabel\nBC6ENTC x BC6ENTG\tCPR:3\textra\n", 2, "columns"),
