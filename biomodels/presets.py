@@ -59,8 +59,10 @@ class ModelPreset:
 
     @property
     def expected_files(self) -> str:
-        """Human-readable list of files that make this preset present."""
-        return f"{' or '.join(self.checkpoint_files)} + {self.vocab_file}"
+        """Human-readable list of files that make this preset present (a .nemo bundles the rest)."""
+        files = " or ".join(f for f in self.checkpoint_files if not f.endswith(".nemo"))
+        extra = " + bert_config.json (or model_config.yaml)" if self.custom else ""
+        return f"{files} + {self.vocab_file}{extra}; or one .nemo archive"
 
 
 _NGC = "NVIDIA NGC"

@@ -87,12 +87,32 @@ def model_status(preset: ModelPreset, home: Path | None = None) -> ModelStatus:
         files = tuple(sorted(f.name for f in folder.iterdir() if f.is_file()))
         return ModelStatus(preset.name, True, "huggingface", folder, preset.expected_files, files)
     if folder.is_dir():
-        ckpts = _raw_checkpoints(folder, preset)
-        vocab = folder / preset.vocab_file
-        if ckpts and vocab.is_file():
-            files = (str(ckpts[0].relative_to(folder)), preset.vocab_file)
+        found = _complete_checkpoint(folder, preset)
+        if found is not None:
+            ckpt, extras = found
+            files = (str(ckpt.relative_to(folder)), *(str(e.relative_to(folder)) for e in extras))
             return ModelStatus(preset.name, True, "checkpoint", folder, preset.expected_files, files)
     return ModelStatus(preset.name, False, "missing", folder, preset.expected_files)
+
+
+def _complete_checkpoint(folder: Path, preset: ModelPreset) -> tuple[Path, list[Path]] | None:
+    """(checkpoint, companion files) when the folder holds all a preset needs, else None.
+
+    A .nemo bundles vocabulary and config; other checkpoints need vocab.txt, and for the custom
+    presets the user's config file, beside them.
+    """
+    for ckpt in _raw_checkpoints(folder, preset):
+        if ckpt.suffix == NEMO_SUFFIX:
+            return ckpt, []
+        vocab = folder / preset.vocab_file
+        if not vocab.is_file():
+            continue
+        if not preset.custom:
+            return ckpt, [vocab]
+        config = next((folder / n for n in CUSTOM_CONFIG_FILES if (folder / n).is_file()), None)
+        if config is not None:
+            return ckpt, [vocab, config]
+    return None
 
 
 def list_models(home: Path | None = None) -> list[ModelStatus]:
@@ -139,15 +159,12 @@ def resolve_model(name_or_path: str | Path, *, home: Path | None = None) -> Reso
     if is_huggingface_dir(folder):
         _check_huggingface_dir(folder)
         return ResolvedModel("huggingface", folder, preset, folder)
-    ckpts = _raw_checkpoints(folder, preset) if folder.is_dir() else []
-    if not ckpts or not (folder / preset.vocab_file).is_file():
+    found = _complete_checkpoint(folder, preset) if folder.is_dir() else None
+    if found is None:
         raise ModelError(_missing_message(preset, folder))
-    config = None
-    if preset.custom:
-        config = next((folder / n for n in CUSTOM_CONFIG_FILES if (folder / n).is_file()), None)
-        if config is None:
-            raise ModelError(_missing_message(preset, folder))
-    return ResolvedModel(_checkpoint_kind(ckpts[0]), ckpts[0], preset, folder, config)
+    ckpt, extras = found
+    config = next((e for e in extras if e.name in CUSTOM_CONFIG_FILES), None)
+    return ResolvedModel(_checkpoint_kind(ckpt), ckpt, preset, folder, config)
 
 
 def ensure_huggingface(
