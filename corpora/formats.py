@@ -136,8 +136,24 @@ _IGNORED_SUFFIXES = {".md", ".pdf", ".rst", ".dtd", ".xsd", ".py"}
 
 
 def _ignored(path: Path) -> bool:
-    """Documentation and hidden files inside input folders (SOURCE.md, LICENSE, Readme.pdf)."""
-    return path.name.startswith(".") or path.suffix.lower() in _IGNORED_SUFFIXES or path.name.upper().startswith("LICENSE")
+    """Documentation and hidden files inside input folders (SOURCE.md, LICENSE, README.txt, Readme.pdf)."""
+    upper = path.name.upper()
+    return path.name.startswith(".") or path.suffix.lower() in _IGNORED_SUFFIXES or upper.startswith(("LICENSE", "README", "SOURCE"))
+
+
+def companion_files(path: str | Path, fmt: str) -> list[Path]:
+    """Existing files, besides `path` itself, that the reader of `fmt` reads for this input."""
+    p = Path(path)
+    if fmt == "chemprot":
+        return [c for c in (_chemprot_sibling(p, s) for s in CHEMPROT_COMPANIONS) if c.exists()]
+    if fmt == "brat":
+        txt = p.with_suffix(".txt")
+        return [txt] if txt.exists() else []
+    return []
+
+
+def _chemprot_sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name[: -len("_abstracts.tsv")] + suffix)
 
 
 def read_documents(path: str | Path, fmt: str = "auto") -> Iterator[Record]:

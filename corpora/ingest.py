@@ -6,13 +6,14 @@ calls directly. One call handles one shard; the flow maps it over files.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from corpora.errors import EmptyInputError
-from corpora.formats import detect_format, get_reader
+from corpora.formats import companion_files, detect_format, get_reader
 from corpora.manifest import ShardEntry
 from corpora.schema import Deletion, Document
 from corpora.store import DatasetStore, shard_name_for
@@ -66,7 +67,8 @@ def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force:
     src = Path(path)
     store = DatasetStore(out_dir)
     shard = shard_name_for(src)
-    sha = sha256_file(src)
+    name = detect_format(src) if fmt == "auto" else fmt
+    sha = input_hash(src, name)
     version = code_version()
     if not force and store.is_current(shard, sha, version):
         entry = store.entry(shard)
@@ -74,7 +76,6 @@ def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force:
         log.info("%s unchanged since %s: skipped", src, entry.written_at)
         return ShardReport.from_entry(str(src), entry, "skipped")
 
-    name = detect_format(src) if fmt == "auto" else fmt
     reader = get_reader(name)
     deletions: list[str] = []
 
@@ -97,6 +98,15 @@ def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force:
     written = store.write_shard(shard, _non_empty(documents(), deletions, src), entry, on_document=validate)
     log.info("%s: %d documents, %d entities, %d relations, %d deletions -> %s", src, written.rows, written.entities, written.relations, len(deletions), shard)
     return ShardReport.from_entry(str(src), written, "written")
+
+
+def input_hash(path: Path, fmt: str) -> str:
+    """sha256 of the file, or, when the reader also reads companion files, of all their hashes."""
+    companions = companion_files(path, fmt)
+    if not companions:
+        return sha256_file(path)
+    joined = "".join(f"{p.name}:{sha256_file(p)}\n" for p in [path, *companions])
+    return hashlib.sha256(joined.encode()).hexdigest()
 
 
 def _non_empty(documents: Any, deletions: list[str], src: Path) -> Any:

@@ -29,9 +29,12 @@ def check_entity_offsets(doc: Document, path: str | Path, line: int | None = Non
 
 
 def check_relation_arguments(doc: Document, path: str | Path, line: int | None = None) -> None:
-    """Relations must point at entities of the same document (BigBio KB rule)."""
+    """Relations must point at entities of the same document (BigBio KB rule).
+
+    An empty `arg2_id` is allowed: BioC relations may have a single node.
+    """
     ids = {e.id for e in doc.entities}
     for rel in doc.relations:
         for arg in (rel.arg1_id, rel.arg2_id):
-            if arg not in ids:
+            if arg not in ids and not (arg == "" and arg is rel.arg2_id):
                 raise MalformedInputError(path, f"relation {rel.id} points at unknown entity {arg!r}", line=line, record=doc.document_id)

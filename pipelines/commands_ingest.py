@@ -40,11 +40,13 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.ingest_flow import ingest_flow
 
     try:
-        ingest_flow(list(args.inputs), args.out, fmt=args.format, force=args.force, progress=not args.no_progress)
+        summary = ingest_flow(list(args.inputs), args.out, fmt=args.format, force=args.force, progress=not args.no_progress)
     except PartialFailure as exc:
+        print(exc.summary.text())
         print(f"error: {exc}", file=sys.stderr)
         for report in exc.summary.failed:
             print(f"  {report['error']}", file=sys.stderr)
         return 1
+    print(summary.text())
     print(f"\nOutput: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, unmapped
+from prefect import flow, get_run_logger, unmapped
 from prefect.futures import as_completed
 from tqdm import tqdm
 
@@ -16,7 +16,7 @@ from tasks.ingest import ingest_file_task
 from tasks.store import reconcile_task, write_manifest_task
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest")
 def ingest_flow(inputs: list[str], out: str, fmt: str = "auto", force: bool = False, progress: bool = True) -> RunSummary:
     """Read every input file (file, folder or glob) into the Parquet dataset at `out`.
 
@@ -30,11 +30,9 @@ def ingest_flow(inputs: list[str], out: str, fmt: str = "auto", force: bool = Fa
     futures = ingest_file_task.map(files, out_dir=unmapped(out), fmt=unmapped(fmt), force=unmapped(force))
     by_future = {id(f): path for f, path in zip(futures, files)}
     for future in tqdm(as_completed(futures), total=len(futures), desc="ingest", unit="file", disable=not progress):
-        state = future.state
-        if state.is_completed():
+        try:
             summary.reports.append(future.result())
-        else:
-            exc = state.result(raise_on_failure=False)
+        except Exception as exc:  # the task's own exception: recorded per file, reported at the end
             path = by_future[id(future)]
             summary.reports.append({"path": path, "shard": shard_name_for(path), "status": "failed", "error": str(exc)})
     summary.reports.sort(key=lambda r: r["path"])
@@ -43,7 +41,7 @@ def ingest_flow(inputs: list[str], out: str, fmt: str = "auto", force: bool = Fa
         summary.extra["removed by deletions/newer versions"] = sum(removed.values())
     write_manifest_task(out)
     publish_table(summary, key="ingest-report")
-    print(summary.text())
+    get_run_logger().info("%s", summary.text())
     if summary.failed:
         raise PartialFailure(f"{len(summary.failed)} of {len(files)} input file(s) failed", summary)
     return summary
