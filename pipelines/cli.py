@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from corpora.errors import BiomedError
 
 # Command modules, in the order `biomed --help` lists them.
@@ -78,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with logging_redirect_tqdm():
+            return int(args.func(args) or 0)
     except BiomedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

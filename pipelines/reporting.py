@@ -74,9 +74,9 @@ class RunSummary:
             f"documents: {t['documents']}  passages: {t['passages']}  deletions applied: {t['deletions']}",
         ]
         if t["entities"]:
-            lines.append("entities: " + ", ".join(f"{k} {v}" for k, v in t["entities"].items()))
+            lines.append("entities: " + ", ".join(f"{k or '(untyped)'} {v}" for k, v in t["entities"].items()))
         if t["relations"]:
-            lines.append("relations: " + ", ".join(f"{k} {v}" for k, v in t["relations"].items()))
+            lines.append("relations: " + ", ".join(f"{k or '(untyped)'} {v}" for k, v in t["relations"].items()))
         for key, value in self.extra.items():
             lines.append(f"{key}: {value}")
         if self.failed:
