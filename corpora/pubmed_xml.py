@@ -29,7 +29,11 @@ ROOTS = ("PubmedArticleSet", "MedlineCitationSet")
 _EVENT_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
 _YEAR = re.compile(r"\d{4}")
 _PMC = re.compile(r"PMC\d+")
-_ENCODING_ERRORS = {81, 9}  # XML_ERR_INVALID_ENCODING, XML_ERR_INVALID_CHAR
+_ENCODING_ERRORS = {
+    etree.ErrorTypes.ERR_INVALID_ENCODING,
+    etree.ErrorTypes.ERR_UNKNOWN_ENCODING,
+    etree.ErrorTypes.ERR_UNSUPPORTED_ENCODING,
+}
 
 
 def read_pubmed_xml(path: Path) -> Iterator[Document | Deletion]:
@@ -124,8 +128,10 @@ def _check_root(path: Path, root: etree._Element) -> None:
 
 def _syntax_error(path: Path, exc: etree.XMLSyntaxError) -> Exception:
     line = exc.lineno or None
+    if exc.code == etree.ErrorTypes.ERR_INVALID_ENCODING:
+        return EncodingError(path, f"bytes not valid in the declared encoding, UTF-8 when none is declared ({exc.msg})", line=line)
     if exc.code in _ENCODING_ERRORS:
-        return EncodingError(path, f"bytes invalid for the declared encoding ({exc.msg})", line=line)
+        return EncodingError(path, f"unsupported encoding declared ({exc.msg})", line=line)
     if not head_bytes(path, 1 << 16).strip(b" \t\r\n\xef\xbb\xbf"):
         return EmptyInputError(path, "file is empty")
     return MalformedInputError(path, f"malformed XML ({exc.msg})", line=line)

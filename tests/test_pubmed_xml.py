@@ -418,6 +418,22 @@ def test_latin1_bytes_in_a_utf8_file(tmp_path):
     assert err.value.line == bad[: bad.index(b"\xe9")].count(b"\n") + 1
 
 
+def test_control_character_is_malformed_not_an_encoding_error(tmp_path):
+    path = tmp_path / "control.xml"
+    path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n<PubmedArticleSet>\n<x>a\x01b</x></PubmedArticleSet>\n')
+    with pytest.raises(MalformedInputError) as err:
+        read(path)
+    assert not isinstance(err.value, EncodingError)
+    assert err.value.line == 3
+
+
+def test_unsupported_declared_encoding(tmp_path):
+    path = tmp_path / "enc.xml"
+    path.write_bytes(b'<?xml version="1.0" encoding="no-such-encoding"?>\n<PubmedArticleSet/>\n')
+    with pytest.raises(EncodingError, match="unsupported encoding"):
+        read(path)
+
+
 def test_latin1_file_that_declares_latin1_is_read(tmp_path):
     raw = raw_text(PUBMED / "pubmed1.xml")
     path = tmp_path / "declared.xml"
