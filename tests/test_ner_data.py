@@ -294,3 +294,42 @@ def test_documents_without_tokens_are_refused() -> None:
     doc = Document(id="d", document_id="d", passages=passages_from_texts([("abstract", "No tokens here.")]))
     with pytest.raises(InputError, match="no tokens"):
         ner_examples([doc])
+
+
+# ------------------------------------------------------------ on scispaCy preprocessing (corpora)
+
+
+def test_ner_on_preprocessed_chemprot() -> None:
+    preprocess = pytest.importorskip("corpora.preprocess")
+    from corpora.chemprot import read_chemprot
+
+    path = SAMPLE.parent.parent / "chemprot" / "chemprot_sample_abstracts.tsv"
+    docs = list(preprocess.preprocess_documents(list(read_chemprot(path))[:15], preprocess.build_pipeline()))
+    examples, stats = convert_documents(docs)
+    assert sum(len(ex.words) for ex in examples) == sum(len(d.tokens) for d in docs)
+    # independent count of entities whose boundaries fall inside a token, and of those crossing a sentence end
+    n_entities = snapped = crossing = 0
+    for d in docs:
+        starts = {t.start for t in d.tokens}
+        ends = {t.end for t in d.tokens}
+        for ent in d.entities:
+            n_entities += 1
+            s, e = ent.offsets[0]
+            sent = next(x for x in d.sentences if x.start <= s < x.end)
+            if e > sent.end:
+                crossing += 1
+            elif s not in starts or e not in ends:
+                snapped += 1
+    assert (stats.entities, stats.snapped, stats.crossing_sentence, stats.no_token) == (n_entities, snapped, crossing, 0)
+    decoded = [(ex, span) for ex in examples for span in decode_entities(ex.offsets, ex.tags)]
+    assert len(decoded) == n_entities - crossing - stats.overlap_dropped - stats.duplicates
+    by_doc = {d.id: d for d in docs}
+    for ex, (s, e, etype, _) in decoded:
+        d = by_doc[ex.document_id]
+        # each decoded span is the token cover of some entity of that type
+        assert any(
+            en.type == etype and s <= en.offsets[0][0] and en.offsets[0][1] <= e
+            and min(t.start for t in d.tokens if t.end > en.offsets[0][0]) == s
+            and max(t.end for t in d.tokens if t.start < en.offsets[0][1]) == e
+            for en in d.entities
+        )

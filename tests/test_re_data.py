@@ -344,3 +344,23 @@ def test_read_masked_errors_name_file_and_line(tmp_path: Path, content: str, lin
         read_masked_re_tsv(p)
     assert info.value.path == str(p) and info.value.line == line
     assert f"line {line}" in str(info.value)
+
+
+def test_chemprot_candidates_on_scispacy_sentences() -> None:
+    """The same independent pair count with the sentences of the real preprocessing (when present)."""
+    preprocess = pytest.importorskip("corpora.preprocess")
+    docs = list(preprocess.preprocess_documents(list(read_chemprot(CHEMPROT))[:20], preprocess.build_pipeline()))
+    cands, stats = generate_candidates(docs, CHEMPROT_TASK)
+    _, ents, gold = _raw_chemprot()
+    expected = 0
+    positives = set()
+    for d in docs:
+        spans = [(s.start, s.end) for s in sorted(d.sentences, key=lambda s: s.start)]
+        where = {tid: _sentence_index(spans, s, e) for tid, (_, s, e, _) in ents[d.id].items()}
+        for k in range(len(spans)):
+            chems = sum(1 for tid, v in ents[d.id].items() if where[tid] == k and v[0] == "CHEMICAL")
+            genes = sum(1 for tid, v in ents[d.id].items() if where[tid] == k and v[0] != "CHEMICAL")
+            expected += chems * genes
+        positives |= {(d.id, a1, a2) for pmid, _, a1, a2 in gold if pmid == d.id and where[a1] is not None and where[a1] == where[a2]}
+    assert len(cands) == expected > 200
+    assert {(c.document_id, c.arg1.id, c.arg2.id) for c in cands if c.label != "false"} == positives
