@@ -40,7 +40,6 @@ from biomodels.precision import (
     resolve_precision,
     swap_fused_layernorm,
 )
-from biomodels.training_plots import plot_training
 from biomodels.training_state import (
     CHECKPOINT_DIR,
     atomic_replace_dir,
@@ -564,6 +563,8 @@ class Trainer:
             tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
             os.replace(tmp, metrics_path)
             if self.config.plot and st.train_log:
+                from biomodels.training_plots import plot_training  # matplotlib only when used
+
                 plot_path = plot_training(st.train_log, st.eval_log, self.config.metric,
                                           self.out_dir / "training.png")
         return TrainResult(
