@@ -173,6 +173,9 @@ def resolve_architecture(
         for key, value in from_weights.items():
             if getattr(arch, key) != value:
                 raise ModelError(f"{src.path}: checkpoint has {key}={value} but {where} says {getattr(arch, key)}")
+    heads = {where: arch.num_heads for where, arch in stated}
+    if len(set(heads.values())) > 1:
+        raise ModelError(f"{src.path}: sources disagree on the number of attention heads: {heads}")
     where, chosen = stated[-1]  # the most specific source: config file > checkpoint's own > preset
     if chosen.hidden_size % chosen.num_heads:
         raise ModelError(f"{where}: hidden size {chosen.hidden_size} is not divisible by {chosen.num_heads} heads")
@@ -261,7 +264,8 @@ def convert_checkpoint(
         )
 
     state = to_hf_state_dict(source.weights, version, arch.num_heads)
-    state = {k: v.detach().to(torch.float32).contiguous().clone() for k, v in state.items()}
+    # one float32 copy per tensor: split Q/K/V are views that share storage, which safetensors refuses
+    state = {k: v.detach().to(torch.float32, copy=True).contiguous() for k, v in state.items()}
     has_lm = "cls.predictions.bias" in state
     has_nsp = "cls.seq_relationship.weight" in state
     architecture = "MegatronBertForPreTraining" if has_lm and has_nsp else "MegatronBertForMaskedLM" if has_lm else "MegatronBertModel"

@@ -272,12 +272,18 @@ def load_nemo_archive(path: Path) -> SourceCheckpoint:
                 vocab_name = member.name
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    weights, ignored = canonicalize(_flatten(state), path)
+    flat = _flatten(state)
+    weights, ignored = canonicalize(flat, path)
     if "megatron_legacy" in config:
         legacy = bool(config["megatron_legacy"])
         version, origin = (0.0, "model_config.yaml megatron_legacy: true") if legacy else (2.0, "model_config.yaml megatron_legacy: false")
-    else:
+    elif any(k.startswith("model.language_model.") for k in flat):
         version, origin = 2.0, "NeMo's own attention layout [heads, 3, head_dim] (no megatron_legacy in model_config.yaml)"
+    else:
+        # NeMo 1.0 NLP models wrapped Megatron-LM's encoder (`bert_model.language_model.*`) and read
+        # the fused QKV with Megatron-LM's version rules, defaulting to 0; not verified on a real file.
+        version, origin = 0.0, "NeMo 1.0 wrapped Megatron-LM encoder, no version recorded: read as 0 like NeMo did"
+        log.warning("%s: %s; check the converted model, or pass --checkpoint-version", path, origin)
     return SourceCheckpoint(
         layout="nemo-archive",
         path=path,

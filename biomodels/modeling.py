@@ -112,65 +112,72 @@ def build_model(
     (`biomodels.presets.scratch_config(...)`) and `vocab` (a vocab.txt or a folder holding one),
     plus `lower_case` when the vocabulary folder does not record it.
     """
-    import torch
-
     cls = _task_class(task)
     if num_labels < 1 and task != "qa":
         raise ConfigError(f"num_labels must be at least 1, got {num_labels}")
     if task == "qa":
         num_labels = 2  # start and end logits
     labels = _label_kwargs(num_labels, id2label if task != "qa" else None)
-
     if str(source) == "scratch":
-        if scratch_config is None:
-            raise ConfigError("a scratch model needs scratch_config (biomodels.presets.scratch_config(...))")
-        if vocab is None:
-            raise ConfigError("a scratch model needs a vocabulary (vocab=...; train one with `biomed vocab`)")
-        tokenizer = load_tokenizer(vocab, lower_case, scratch_config.max_position_embeddings)
-        if len(tokenizer) > scratch_config.vocab_size:
-            raise ConfigError(f"vocabulary has {len(tokenizer)} tokens but scratch_config.vocab_size is {scratch_config.vocab_size}")
-        config = copy.deepcopy(scratch_config)
-        config.num_labels = num_labels
-        if "id2label" in labels:
-            config.id2label, config.label2id = labels["id2label"], labels["label2id"]
-        config.initializer_range = HEAD_INIT_STD
-        model = cls(config)
-        info = ModelInfo(task, "scratch", None, tokenizer.do_lower_case if hasattr(tokenizer, "do_lower_case") else bool(lower_case), num_labels)
-        info.new_modules = ["(all weights: model built from scratch)"]
-        return model, tokenizer, info
+        return _build_scratch(cls, task, num_labels, labels, scratch_config, vocab, lower_case)
+    return _build_pretrained(cls, task, source, num_labels, labels, vocab, lower_case, checkpoint_version)
+
+
+def _build_scratch(cls: Any, task: str, num_labels: int, labels: dict[str, Any], scratch_config: Any,
+                   vocab: str | Path | None, lower_case: bool | None):
+    if scratch_config is None:
+        raise ConfigError("a scratch model needs scratch_config (biomodels.presets.scratch_config(...))")
+    if vocab is None:
+        raise ConfigError("a scratch model needs a vocabulary (vocab=...; train one with `biomed vocab`)")
+    tokenizer = load_tokenizer(vocab, lower_case, scratch_config.max_position_embeddings)
+    if len(tokenizer) > scratch_config.vocab_size:
+        raise ConfigError(f"vocabulary has {len(tokenizer)} tokens but scratch_config.vocab_size is {scratch_config.vocab_size}")
+    config = copy.deepcopy(scratch_config)
+    config.num_labels = num_labels
+    if "id2label" in labels:
+        config.id2label, config.label2id = labels["id2label"], labels["label2id"]
+    config.initializer_range = HEAD_INIT_STD
+    model = cls(config)
+    info = ModelInfo(task, "scratch", None, bool(getattr(tokenizer, "do_lower_case", lower_case)), num_labels)
+    info.new_modules = ["(all weights: model built from scratch)"]
+    return model, tokenizer, info
+
+
+def _build_pretrained(cls: Any, task: str, source: str | Path, num_labels: int, labels: dict[str, Any],
+                      vocab: str | Path | None, lower_case: bool | None, checkpoint_version: float | None):
+    import torch
 
     from biomodels.checkpoint_conversion import read_conversion_record
     from biomodels.registry import ensure_huggingface
 
-    model_dir, _resolved = ensure_huggingface(source, vocab=vocab, checkpoint_version=checkpoint_version)
+    model_dir, _ = ensure_huggingface(source, vocab=vocab, checkpoint_version=checkpoint_version)
     config = cls.config_class.from_pretrained(str(model_dir), **labels)
+    tokenizer = load_tokenizer(model_dir, lower_case, config.max_position_embeddings)  # casing fails fast
+    if len(tokenizer) > config.vocab_size:
+        raise ModelError(f"{model_dir}: vocab.txt has {len(tokenizer)} tokens but the model only {config.vocab_size} embedding rows")
     original_range = getattr(config, "initializer_range", None)
     config.initializer_range = HEAD_INIT_STD
     warnings: list[str] = []
-    if abs(config.layer_norm_eps - MEGATRON_LAYER_NORM_EPS) > 1e-12 and config.layer_norm_eps < 1e-6:
+    if config.layer_norm_eps < 1e-6:
         warnings.append(
             f"{model_dir}: layer_norm_eps is {config.layer_norm_eps:g}; Megatron-LM trained with "
             f"{MEGATRON_LAYER_NORM_EPS:g} (kept as the config says)"
         )
     model, loading = cls.from_pretrained(str(model_dir), config=config, dtype=torch.float32, output_loading_info=True)
     missing = set(loading.get("missing_keys") or ())
-    allowed = _HEAD_PREFIXES[task]
-    unexpected_missing = sorted(k for k in missing if not k.startswith(allowed))
-    if unexpected_missing:
-        raise ModelError(f"{model_dir}: encoder weights missing from the checkpoint: {', '.join(unexpected_missing[:8])}")
+    not_heads = sorted(k for k in missing if not k.startswith(_HEAD_PREFIXES[task]))
+    if not_heads:
+        raise ModelError(f"{model_dir}: encoder weights missing from the checkpoint: {', '.join(not_heads[:8])}")
     new_modules = _reinit_missing(model, missing)
     for name in new_modules:
         log.info("newly initialised %s with normal(0, %s), zero bias", name, HEAD_INIT_STD)
     for w in warnings:
         log.warning(w)
-    tokenizer = load_tokenizer(model_dir, lower_case, config.max_position_embeddings)
-    if len(tokenizer) > config.vocab_size:
-        raise ModelError(f"{model_dir}: vocab.txt has {len(tokenizer)} tokens but the model only {config.vocab_size} embedding rows")
     info = ModelInfo(
         task=task,
         source=str(source),
         model_dir=str(model_dir),
-        lower_case=bool(tokenizer.do_lower_case) if hasattr(tokenizer, "do_lower_case") else bool(lower_case),
+        lower_case=bool(getattr(tokenizer, "do_lower_case", lower_case)),
         num_labels=num_labels,
         new_modules=new_modules,
         checkpoint_initializer_range=original_range,

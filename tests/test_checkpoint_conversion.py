@@ -192,3 +192,14 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
     junk.write_bytes(b"not a pickle")
     with pytest.raises(ModelError, match="cannot read as a PyTorch checkpoint"):
         convert_checkpoint(junk, tmp_path / "hf")
+
+
+def test_sources_disagreeing_on_heads(tmp_path: Path) -> None:
+    """Heads cannot be read off the tensors, so a config that contradicts the checkpoint's args is refused."""
+    src = fx.save_megatron_lm(tmp_path / "model_optim_rng.pt", fx.make_weights(), 2.0)
+    fx.write_vocab(tmp_path / "vocab.txt")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"num_layers": fx.LAYERS, "hidden_size": fx.HIDDEN, "num_attention_heads": 8,
+                               "max_position_embeddings": fx.POSITIONS, "ffn_hidden_size": fx.FFN}))
+    with pytest.raises(ModelError, match="disagree on the number of attention heads"):
+        convert_checkpoint(src, tmp_path / "hf", config=cfg)
