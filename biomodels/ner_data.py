@@ -97,7 +97,7 @@ def _document_examples(doc: Document, discontinuous: str, stats: NerConversionSt
     if not doc.tokens:
         raise InputError(doc.source.path or doc.id, "document has no tokens; run preprocessing (or read a CoNLL file) first", record=doc.id)
     text = doc.text
-    sentences = sorted(doc.sentences, key=lambda s: s.start) or []
+    sentences = sorted(doc.sentences, key=lambda s: s.start)
     if not sentences:
         raise InputError(doc.source.path or doc.id, "document has no sentences; run preprocessing first", record=doc.id)
     tokens = sorted((t for t in doc.tokens if t.end > t.start), key=lambda t: t.start)
