@@ -250,6 +250,19 @@ class DatasetStore:
         write_json_atomic(self.manifest_path, manifest)
         return manifest
 
+    def prune(self, keep: set[str]) -> list[str]:
+        """Remove shards (and their entries) whose names are not in `keep`: their input is gone."""
+        removed = []
+        for path in self.shard_files():
+            if path.stem not in keep:
+                path.unlink()
+                (self.entries_dir / f"{path.stem}.json").unlink(missing_ok=True)
+                removed.append(path.stem)
+        return removed
+
+    def shard_names(self) -> list[str]:
+        return [p.stem for p in self.shard_files()]
+
     def clear_staging(self) -> None:
         """Remove leftovers of killed runs (call at the start of a run, not while one is writing)."""
         if self.staging_dir.exists():

@@ -1,0 +1,50 @@
+"""`biomed preprocess`: add sentences, tokens and abbreviations to a dataset with scispaCy."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from corpora.errors import PartialFailure
+
+HELP = """\
+Run scispaCy over every document of DATASET (a folder written by `biomed ingest`) and write the
+same documents, with `sentences`, `tokens` and `abbreviations` added as character offsets, to OUT.
+
+Default pipeline: spaCy's blank English with scispaCy's combined rule tokenizer, a rule-based
+biomedical sentence splitter and scispaCy's Schwartz-Hearst abbreviation detector. With
+--spacy-model NAME an installed scispaCy model (en_core_sci_sm, _md, _lg, _scibert) is used, with
+its parser's sentence boundaries. Unchanged shards are skipped; a change of pipeline redoes them.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "preprocess",
+        help="scispaCy sentences, tokens and abbreviations for every document of a dataset",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dataset", help="input dataset folder")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--spacy-model", default=None, help="installed scispaCy model package to use instead of the rule pipeline")
+    p.add_argument("--force", action="store_true", help="redo shards even when unchanged")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.preprocess_flow import preprocess_flow
+
+    try:
+        summary = preprocess_flow(
+            args.dataset, args.out, workers=args.workers, spacy_model=args.spacy_model, force=args.force, progress=not args.no_progress
+        )
+    except PartialFailure as exc:
+        print(exc.summary.text())
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(summary.text())
+    print(f"\nOutput: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)")
+    return 0
