@@ -1,0 +1,61 @@
+"""The preprocess flow over a dataset: offsets added, reruns skipped, pipeline changes redone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from corpora.ingest import ingest_file
+from corpora.store import DatasetStore, open_dataset
+
+
+@pytest.fixture()
+def small_dataset(samples: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "ds"
+    for rel in ("pubmed/pubmed4.xml", "pubmed/test_current_medline.xml.gz", "ncbi-disease/NCBI_devel_sample.PubTator.txt"):
+        ingest_file(samples / rel, out)
+    return out
+
+
+def test_preprocess_flow_adds_offsets_and_skips_reruns(small_dataset: Path, tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import corpora.preprocess_shard as ps
+    from pipelines.preprocess_flow import preprocess_flow
+
+    out = tmp_path / "pre"
+    first = preprocess_flow(str(small_dataset), str(out), progress=False)
+    assert [r["status"] for r in first.reports] == ["written"] * 3
+    src = {d.id: d for d in open_dataset(small_dataset).iter_documents()}
+    docs = list(open_dataset(out).iter_documents())
+    assert len(docs) == len(src) == 1 + 4 + 25
+    for doc in docs:
+        assert doc.passages == src[doc.id].passages and doc.entities == src[doc.id].entities  # text never rewritten
+        text = doc.text
+        assert doc.sentences and doc.tokens
+        for s in doc.sentences:
+            assert text[s.start : s.end].strip() == text[s.start : s.end] != ""
+        for t in doc.tokens:
+            assert text[t.start : t.end].strip() == text[t.start : t.end] != ""
+        for a in doc.abbreviations:
+            assert text[a.short_offsets[0] : a.short_offsets[1]] == a.short_form
+            assert text[a.long_offsets[0] : a.long_offsets[1]] == a.long_form
+    manifest = (out / "manifest.json").read_text()
+    assert "abbreviation_detector" in manifest and "scispacy" in manifest
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "data").iterdir()}
+    again = preprocess_flow(str(small_dataset), str(out), progress=False)
+    assert [r["status"] for r in again.reports] == ["skipped"] * 3
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "data").iterdir()} == stamps
+
+    # a different pipeline fingerprint (another model or version) redoes every shard
+    real = ps.preprocess_producer
+    monkeypatch.setattr(ps, "preprocess_producer", lambda m=None: {"preprocess": {**real(m)["preprocess"], "hash": "changed"}})
+    redo = preprocess_flow(str(small_dataset), str(out), progress=False)
+    assert [r["status"] for r in redo.reports] == ["written"] * 3
+
+    # a shard whose input disappeared is removed from the output
+    gone = DatasetStore(small_dataset).shard_files()[0]
+    gone.unlink()
+    monkeypatch.setattr(ps, "preprocess_producer", real)
+    preprocess_flow(str(small_dataset), str(out), progress=False)
+    assert gone.name not in {p.name for p in (out / "data").iterdir()}
