@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from corpora.errors import PartialFailure
+from pipelines.runners import add_dask_options, task_runner
 from corpora.formats import FORMATS, describe_formats
 
 HELP = """\
@@ -33,14 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="auto", choices=["auto", *FORMATS], help="input format (default: detect from content)")
     p.add_argument("--force", action="store_true", help="re-read files even when unchanged")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dask_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.ingest_flow import ingest_flow
 
+    flow = ingest_flow
+    if args.dask_address or args.dask_workers:
+        flow = ingest_flow.with_options(task_runner=task_runner(args.dask_address, args.dask_workers))
+
     try:
-        summary = ingest_flow(list(args.inputs), args.out, fmt=args.format, force=args.force, progress=not args.no_progress)
+        summary = flow(list(args.inputs), args.out, fmt=args.format, force=args.force, progress=not args.no_progress)
     except PartialFailure as exc:
         print(exc.summary.text())
         print(f"error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from corpora.errors import PartialFailure
+from pipelines.runners import add_dask_options, task_runner
 
 HELP = """\
 Run scispaCy over every document of DATASET (a folder written by `biomed ingest`) and write the
@@ -31,14 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spacy-model", default=None, help="installed scispaCy model package to use instead of the rule pipeline")
     p.add_argument("--force", action="store_true", help="redo shards even when unchanged")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dask_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.preprocess_flow import preprocess_flow
 
+    flow = preprocess_flow
+    if args.dask_address or args.dask_workers:
+        flow = preprocess_flow.with_options(task_runner=task_runner(args.dask_address, args.dask_workers))
+
     try:
-        summary = preprocess_flow(
+        summary = flow(
             args.dataset, args.out, workers=args.workers, spacy_model=args.spacy_model, force=args.force, progress=not args.no_progress
         )
     except PartialFailure as exc:

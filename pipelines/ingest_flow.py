@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.futures import as_completed
-from tqdm import tqdm
 
 from corpora.errors import PartialFailure
 from corpora.formats import expand_inputs
 from corpora.store import DatasetStore, shard_name_for
+from pipelines.fanout import collect_reports
 from pipelines.reporting import RunSummary, publish_table
 from tasks.ingest import ingest_file_task
 from tasks.store import reconcile_task, write_manifest_task
@@ -28,14 +27,7 @@ def ingest_flow(inputs: list[str], out: str, fmt: str = "auto", force: bool = Fa
     store.clear_staging()
     summary = RunSummary(flow="ingest", out_dir=str(Path(out)))
     futures = ingest_file_task.map(files, out_dir=unmapped(out), fmt=unmapped(fmt), force=unmapped(force))
-    by_future = {id(f): path for f, path in zip(futures, files)}
-    for future in tqdm(as_completed(futures), total=len(futures), desc="ingest", unit="file", disable=not progress):
-        try:
-            summary.reports.append(future.result())
-        except Exception as exc:  # the task's own exception: recorded per file, reported at the end
-            path = by_future[id(future)]
-            summary.reports.append({"path": path, "shard": shard_name_for(path), "status": "failed", "error": str(exc)})
-    summary.reports.sort(key=lambda r: r["path"])
+    summary.reports = collect_reports(list(futures), [(f, shard_name_for(f)) for f in files], "ingest", progress)
     removed = reconcile_task(out)
     if removed:
         summary.extra["removed by deletions/newer versions"] = sum(removed.values())

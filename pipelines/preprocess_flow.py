@@ -4,36 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger
-from tqdm import tqdm
+from prefect import flow, get_run_logger, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from corpora.errors import PartialFailure
 from corpora.preprocess_shard import preprocess_producer
 from corpora.store import DatasetStore, open_dataset
+from pipelines.fanout import collect_reports
 from pipelines.reporting import RunSummary, publish_table
 from tasks.preprocess import preprocess_shard_task
 from tasks.store import write_manifest_task
 
 
-@flow(name="preprocess")
+@flow(name="preprocess", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def preprocess_flow(
     dataset: str, out: str, workers: int = 1, spacy_model: str | None = None, force: bool = False, progress: bool = True
 ) -> RunSummary:
     """Preprocess each shard of `dataset` into `out` (same shard names).
 
-    Shards run one after another, each over `workers` processes (a pool per shard would fight for
-    the same cores); unchanged shards are skipped, shards whose input is gone are removed.
+    One mapped task per shard. With the default runner (`biomed preprocess` sets one thread) shards
+    run one after another, each over `workers` processes; on a Dask cluster they fan out. Unchanged
+    shards are skipped; shards whose input is gone are removed.
     """
-    shards = open_dataset(dataset).shard_names()
+    source = open_dataset(dataset)
+    shards = source.shard_names()
     target = DatasetStore(out)
     target.clear_staging()
     summary = RunSummary(flow="preprocess", out_dir=str(Path(out)))
-    for shard in tqdm(shards, desc="preprocess", unit="shard", disable=not progress):
-        future = preprocess_shard_task.submit(dataset, shard, out, spacy_model=spacy_model, workers=workers, force=force)
-        try:
-            summary.reports.append(future.result())
-        except Exception as exc:  # recorded per shard, reported at the end
-            summary.reports.append({"path": str(open_dataset(dataset).shard_path(shard)), "shard": shard, "status": "failed", "error": str(exc)})
+    futures = preprocess_shard_task.map(
+        unmapped(dataset), shards, unmapped(out), spacy_model=unmapped(spacy_model), workers=unmapped(workers), force=unmapped(force)
+    )
+    labels = [(str(source.shard_path(s)), s) for s in shards]
+    summary.reports = collect_reports(list(futures), labels, "preprocess", progress)
     pruned = target.prune(set(shards))
     if pruned:
         summary.extra["removed (input shard gone)"] = len(pruned)

@@ -1,0 +1,38 @@
+"""Which Prefect task runner a flow uses: threads by default, a Dask cluster when asked.
+
+`--dask-address tcp://host:8786` runs the mapped tasks on an existing Dask cluster;
+`--dask-workers N` starts a local one with N worker processes. Output is the same either way:
+every task writes its own shard atomically, and the flow body does the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from corpora.errors import ConfigError
+
+
+def task_runner(dask_address: str | None = None, dask_workers: int | None = None, threads: int | None = None) -> Any:
+    """A task runner for `flow.with_options(task_runner=...)`."""
+    if dask_address and dask_workers:
+        raise ConfigError("give either --dask-address or --dask-workers, not both")
+    if dask_address or dask_workers:
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError as exc:  # the `dask` extra is not installed
+            raise ConfigError("Dask scale-out needs the dask extra: pip install 'biomed-pipelines[dask]'") from exc
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        if dask_workers < 1:
+            raise ConfigError(f"--dask-workers must be at least 1, got {dask_workers}")
+        return DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None})
+    return ThreadPoolTaskRunner(max_workers=threads)
+
+
+def add_dask_options(parser: Any) -> None:
+    """The scale-out options every flow command shares."""
+    group = parser.add_argument_group("scale-out (Dask)")
+    group.add_argument("--dask-address", default=None, help="run tasks on an existing Dask cluster (scheduler address)")
+    group.add_argument("--dask-workers", type=int, default=None, help="run tasks on a local Dask cluster with N worker processes")
