@@ -47,62 +47,105 @@ def preprocess_parallel(
 ) -> Iterator[Document | Deletion]:
     """`corpora.preprocess.preprocess_documents` over `workers` processes; same output, same order.
 
-    `nlp`, when given, must be `build_pipeline(spacy_model)`: the calling process uses it for the
-    chunks it annotates while the workers start.
+    Starts a pool for this call only; keep a `PreprocessPool` open to reuse one across inputs.
     """
-    from corpora.preprocess import annotate_tasks, apply_result, document_task, pipeline_fingerprint
+    with PreprocessPool(
+        spacy_model, workers, batch_size=batch_size, docs_per_chunk=docs_per_chunk, nlp=nlp, start_method=start_method
+    ) as pool:
+        yield from pool.preprocess(docs)
 
-    if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if docs_per_chunk < 1:
-        raise ConfigError(f"docs_per_chunk must be at least 1, got {docs_per_chunk}")
-    expected = pipeline_fingerprint(nlp)["hash"] if nlp is not None else None
-    ctx = multiprocessing.get_context(start_method or _default_start_method())
-    items = iter(docs)
-    # Each entry: (chunk of items, Future of its results, or the results computed here).
-    pending: deque[tuple[list, Future | list]] = deque()
-    warmed_up = False
-    executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spacy_model, batch_size))
-    try:
+
+class PreprocessPool:
+    """Worker processes that each hold `build_pipeline(spacy_model)`, reusable across inputs.
+
+    `nlp`, when given, must be `build_pipeline(spacy_model)` in the calling process: it annotates
+    chunks there until the first worker answers, and its fingerprint is checked against the
+    workers'. `chunks_in_workers` and `chunks_in_caller` count where chunks ran.
+    """
+
+    def __init__(
+        self,
+        spacy_model: str | None,
+        workers: int,
+        *,
+        batch_size: int = 64,
+        docs_per_chunk: int = 32,
+        nlp: Language | None = None,
+        start_method: str | None = None,
+    ) -> None:
+        from corpora.preprocess import pipeline_fingerprint
+
+        if workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {workers}")
+        if docs_per_chunk < 1:
+            raise ConfigError(f"docs_per_chunk must be at least 1, got {docs_per_chunk}")
+        self.workers = workers
+        self.batch_size = batch_size
+        self.docs_per_chunk = docs_per_chunk
+        self.nlp = nlp
+        self.expected = pipeline_fingerprint(nlp)["hash"] if nlp is not None else None
+        self.ready = False  # a worker has answered: the caller stops annotating chunks itself
+        self.chunks_in_workers = 0
+        self.chunks_in_caller = 0
+        ctx = multiprocessing.get_context(start_method or _default_start_method())
+        self._executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spacy_model, batch_size))
+
+    def __enter__(self) -> PreprocessPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def preprocess(self, docs: Iterable[Document | Deletion]) -> Iterator[Document | Deletion]:
+        """Annotate `docs` in place and yield them in order (Deletions pass through)."""
+        from corpora.preprocess import annotate_tasks, apply_result, document_task
+
+        items = iter(docs)
+        # Each entry: (chunk of items, Future of its results, or results computed here), in order.
+        pending: deque[tuple[list, Future | list]] = deque()
         exhausted = False
+        in_flight = 0
         while True:
-            in_flight = sum(1 for _, r in pending if isinstance(r, Future))
-            while not exhausted and in_flight < 2 * workers:
-                chunk = list(islice(items, docs_per_chunk))
+            while not exhausted and in_flight < 2 * self.workers:
+                chunk = list(islice(items, self.docs_per_chunk))
                 if not chunk:
                     exhausted = True
                     break
                 tasks = [document_task(d) for d in chunk if isinstance(d, Document)]
-                pending.append((chunk, executor.submit(_work, tasks)))
+                pending.append((chunk, self._executor.submit(_work, tasks)))
                 in_flight += 1
+                self.chunks_in_workers += 1
             if not pending:
-                break
+                return
             chunk, result = pending[0]
-            if isinstance(result, Future) and not warmed_up:
-                warmed_up = result.done()
-                if not warmed_up and nlp is not None and not exhausted:
+            if isinstance(result, Future):
+                self.ready = self.ready or result.done()
+                if not self.ready and self.nlp is not None and not exhausted:
                     # Workers still starting: annotate the next chunk here rather than wait.
-                    local = list(islice(items, docs_per_chunk))
+                    local = list(islice(items, self.docs_per_chunk))
                     if local:
                         tasks = [document_task(d) for d in local if isinstance(d, Document)]
-                        pending.append((local, annotate_tasks(nlp, tasks, batch_size)))
+                        pending.append((local, annotate_tasks(self.nlp, tasks, self.batch_size)))
+                        self.chunks_in_caller += 1
                     else:
                         exhausted = True
                     continue
-            pending.popleft()
-            if isinstance(result, Future):
                 fingerprint, results = result.result()
-                if expected is not None and fingerprint != expected:
-                    raise ConfigError(f"worker pipeline fingerprint {fingerprint} differs from the caller's {expected}")
+                self.ready = True
+                in_flight -= 1
+                if self.expected is not None and fingerprint != self.expected:
+                    raise ConfigError(f"worker pipeline fingerprint {fingerprint} differs from the caller's {self.expected}")
             else:
                 results = result
+            pending.popleft()
             it = iter(results)
             for item in chunk:
                 if isinstance(item, Document):
                     apply_result(item, next(it))
                 yield item
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _default_start_method() -> str:

@@ -29,6 +29,7 @@ import spacy
 from scispacy.custom_tokenizer import combined_rule_tokenizer
 from scispacy.version import VERSION as SCISPACY_VERSION
 from spacy.attrs import IDX, IS_SPACE, LENGTH
+from spacy.matcher import Matcher
 
 from corpora.errors import ConfigError, MalformedInputError
 from corpora.schema import Abbreviation, Deletion, Document, Span
@@ -69,13 +70,30 @@ def build_pipeline(spacy_model: str | None = None) -> Language:
     """
     if spacy_model is None:
         nlp = spacy.blank("en")
-        nlp.tokenizer = combined_rule_tokenizer(nlp)
+        with warnings.catch_warnings():
+            # scispaCy's suffix pattern trips a harmless "Possible set union" FutureWarning in `re`.
+            warnings.filterwarnings("ignore", message="Possible set union", category=FutureWarning)
+            nlp.tokenizer = combined_rule_tokenizer(nlp)
         nlp.add_pipe(COMPONENT_NAME)
     else:
         nlp = _load_model(spacy_model)
-    nlp.add_pipe("abbreviation_detector")
+    _bound_parenthesis_matcher(nlp.add_pipe("abbreviation_detector"))
     nlp.meta[_SPEC_KEY] = {"spacy_model": spacy_model}
     return nlp
+
+
+def _bound_parenthesis_matcher(detector: object) -> None:
+    """Make scispaCy's "( any+ )" candidate pattern "( any{1,8} )": same output, linear time.
+
+    The unbounded pattern matches every "(" with every later ")", so a long passage costs time
+    quadratic in its brackets (a 1M-character passage took minutes); `filter_matches` then drops
+    every candidate with more than 8 tokens inside the brackets, which the bound drops up front.
+    """
+    if not isinstance(getattr(detector, "matcher", None), Matcher):
+        return  # a scispaCy without this attribute: keep its own matcher
+    matcher = Matcher(detector.matcher.vocab)
+    matcher.add("parenthesis", [[{"ORTH": "("}, {"OP": "{1,8}"}, {"ORTH": ")"}]])
+    detector.matcher = matcher
 
 
 def _load_model(name: str) -> Language:
@@ -312,7 +330,7 @@ def _uses_in_other_passages(
         local = {text[ss - start : se - start] for ss, se, _, _ in abbrs}
         token_starts, token_ends = set(toks[::2]), set(toks[1::2])
         for short, (ls, le) in definitions.items():
-            if short in local:
+            if short in local or not _propagates(short):
                 continue  # scispaCy already found this passage's uses (or a different definition)
             i = text.find(short)
             while i >= 0:
@@ -321,6 +339,12 @@ def _uses_in_other_passages(
                     found.add((ss, se, ls, le))
                 i = text.find(short, i + 1)
     return found
+
+
+def _propagates(short: str) -> bool:
+    """Only short forms that look like abbreviations (a capital or a digit: "APC", "p53") are looked
+    for in other passages; scispaCy also returns plain words ("mice (mice)"), which would spread."""
+    return any(c.isupper() or c.isdigit() for c in short)
 
 
 def _slice(texts: dict[int, str], by_start: list[int], s: int, e: int) -> str:

@@ -80,7 +80,8 @@ def biomed_sentence_segmenter(doc: Doc) -> Doc:
         return doc
     arr = doc.to_array([IDX, LENGTH, SPACY])
     text = doc.text
-    words = [text[i : i + n] for i, n in arr[:, :2].tolist()]
+    ends = (arr[:, 0] + arr[:, 1]).tolist()
+    words = [text[i:j] for i, j in zip(arr[:, 0].tolist(), ends)]
     starts = sentence_starts(words, arr[:, 2].astype(bool).tolist())
     values = np.full(len(words), -1, dtype="int64")
     values[starts] = 1
