@@ -391,3 +391,53 @@ def test_checkpoint_directory_replacement_is_atomic(tmp_path):
     # killed between the two renames: only the aside copy exists, and it is found
     target.rename(tmp_path / "checkpoint.old")
     assert find_checkpoint(tmp_path) == tmp_path / "checkpoint.old"
+
+
+# ------------------------------------------------------------------- GPU benchmark smoke
+
+def load_gpu_train():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.py"
+    spec = importlib.util.spec_from_file_location("gpu_train", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_train_smoke_on_cpu(capsys):
+    gpu_train = load_gpu_train()
+    code = gpu_train.main(["--tiny", "--cpu", "--lengths", "histogram", "--steps", "4",
+                           "--batch-size", "4", "--warmup-steps", "1"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["steps"], report["batch_size"], report["device"]) == (4, 4, "cpu")
+    assert report["precision"] == "fp32" and report["padded_tokens"] >= report["real_tokens"] > 0
+    assert report["mean_real_seq_len"] == report["real_tokens"] / 16
+    # the tiny architecture's non-embedding parameters, counted here from a model of our own
+    tiny = MegatronBertForTokenClassification(MegatronBertConfig(
+        num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
+        vocab_size=1024, num_labels=3))
+    n = sum(p.numel() for name, p in tiny.named_parameters() if "embeddings" not in name)
+    assert report["non_embedding_params"] == n
+    assert report["flops_per_token"] == pytest.approx(6 * n + 12 * 2 * report["mean_real_seq_len"] * 64)
+    assert report["mfu"] == pytest.approx(
+        report["steady_tokens_per_s"] * report["flops_per_token"] / 989e12)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
+def test_gpu_train_without_cuda_says_so_and_exits_zero(capsys):
+    assert load_gpu_train().main([]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "no CUDA device" in out[0] and json.loads(out[-1]) == {"skipped": "no CUDA device"}
+
+
+def test_flops_per_token_of_345m_matches_the_published_estimate():
+    # about 1.85 GFLOP per token at s = 128 (6N + 12·L·s·d with N the non-embedding parameters)
+    gpu_train = load_gpu_train()
+    with torch.device("meta"):
+        model = MegatronBertForTokenClassification(MegatronBertConfig(**gpu_train.ARCH_345M, num_labels=3))
+    n = gpu_train.non_embedding_params(model)
+    assert 300e6 < n < 305e6
+    assert gpu_train.flops_per_token(n, 24, 128, 1024) == pytest.approx(1.85e9, rel=0.01)
