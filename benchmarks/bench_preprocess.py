@@ -1,0 +1,202 @@
+"""Preprocess benchmark: `preprocess_documents` with N worker processes against a plain spaCy loop.
+
+Both sides use the same pipeline (`corpora.preprocess.build_pipeline()`: scispaCy tokenizer, our
+sentence segmenter, scispaCy's abbreviation detector) on the same documents, and both produce the
+same Document fields (sentences, tokens and abbreviations as character offsets, title uses of
+abstract-defined short forms included); the run checks that their outputs are identical.
+
+* ours: `preprocess_documents(docs, nlp, workers=N)` (default N=2), timed from the call to the
+  last document, pool start-up included ("cold"); then again through a `PreprocessPool` that is
+  already up ("warm", what a flow reusing one pool across shards sees), and with `workers=1`;
+* peer: a single-process loop calling `nlp(passage.text)` per passage and reading the offsets off
+  each spaCy Doc in plain Python (tokens, trimmed sentences, `doc._.abbreviations`).
+
+Documents: the bundled abstracts (PubMed XML samples and the NCBI-disease / BC5CDR PubTator
+samples, 777 documents) replicated under new ids to --docs documents (default 5,000). The last
+stdout line is a JSON object with ours_per_s, peer_per_s, ratio, workers and the machine load.
+
+    .venv/bin/python benchmarks/bench_preprocess.py                # 5,000 documents, 2 workers
+    .venv/bin/python benchmarks/bench_preprocess.py --docs 1000    # quick run while developing
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SAMPLES = ROOT / "corpora" / "samples"
+
+
+def bundled_abstracts() -> list:
+    """The PubMed XML and PubTator sample documents (title + abstract passages)."""
+    from corpora.pubmed_xml import read_pubmed_xml
+    from corpora.pubtator import read_pubtator
+    from corpora.schema import Document
+
+    docs: list[Document] = []
+    for path in sorted((SAMPLES / "pubmed").iterdir()):
+        if path.name.endswith((".xml", ".xml.gz")):
+            docs += [d for d in read_pubmed_xml(path) if isinstance(d, Document)]
+    for path in sorted(SAMPLES.glob("*/*.PubTator.txt")):
+        docs += list(read_pubtator(path))
+    return docs
+
+
+def replicate(docs: list, n: int) -> list:
+    """`n` fresh Document objects cycling through `docs`, each under its own id."""
+    from corpora.schema import Document
+
+    rows = [d.to_dict() for d in docs]
+    out = []
+    for i in range(n):
+        row = dict(rows[i % len(rows)])
+        row["id"] = f"{row['id']}-r{i // len(rows)}"
+        out.append(Document.from_dict(row))
+    return out
+
+
+def peer_preprocess(docs: list, nlp) -> list:
+    """The plain way: `nlp(text)` per passage, offsets read off the spaCy Doc in Python."""
+    from corpora.schema import Abbreviation, Span
+
+    for doc in docs:
+        text = doc.text
+        sentences, tokens, found = [], [], []
+        passages = sorted(doc.passages, key=lambda p: p.offsets[0][0])
+        per_passage = []
+        for p in passages:
+            off = p.offsets[0][0]
+            if not p.text or p.text.isspace():
+                per_passage.append((p.text, off, set(), set()))
+                continue
+            sdoc = nlp(p.text)
+            toks = [(t.idx + off, t.idx + len(t.text) + off) for t in sdoc if not t.is_space]
+            tokens += toks
+            for sent in sdoc.sents:
+                words = [t for t in sent if not t.is_space]
+                if words:
+                    sentences.append(Span(words[0].idx + off, words[-1].idx + len(words[-1].text) + off))
+            shorts = set()
+            for short in sdoc._.abbreviations:
+                long = short._.long_form
+                found.append((short.start_char + off, short.end_char + off, long.start_char + off, long.end_char + off))
+                shorts.add(short.text)
+            per_passage.append((p.text, off, shorts, toks))
+        # Uses of a short form in passages where scispaCy did not see its definition.
+        definitions = {}
+        for ss, se, ls, le in found:
+            short = text[ss:se]
+            if short not in definitions or (ls, le) < definitions[short]:
+                definitions[short] = (ls, le)
+        known = {(ss, se) for ss, se, _, _ in found}
+        extra = set()
+        if len(passages) > 1:
+            for ptext, off, shorts, toks in per_passage:
+                starts, ends = {a for a, _ in toks}, {b for _, b in toks}
+                for short, (ls, le) in definitions.items():
+                    if short in shorts or not any(c.isupper() or c.isdigit() for c in short):
+                        continue
+                    i = ptext.find(short)
+                    while i >= 0:
+                        if off + i in starts and off + i + len(short) in ends and (off + i, off + i + len(short)) not in known:
+                            extra.add((off + i, off + i + len(short), ls, le))
+                        i = ptext.find(short, i + 1)
+        doc.sentences = sentences
+        doc.tokens = [Span(a, b) for a, b in tokens]
+        doc.abbreviations = [
+            Abbreviation(f"{doc.id}-abbr{i}", text[ss:se], text[ls:le], [ss, se], [ls, le])
+            for i, (ss, se, ls, le) in enumerate(sorted(set(found) | extra))
+        ]
+    return docs
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the worker processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _timed(label: str, fn):
+    gc.collect()
+    load = os.getloadavg()[0]
+    cpu, wall = _cpu(), time.perf_counter()
+    out = fn()
+    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    print(f"{label}: {wall:.2f} s wall, {cpu:.2f} s CPU (load before {load:.2f})", flush=True)
+    return out, wall, cpu
+
+
+def _summary(docs: list) -> list:
+    return [(d.id, [(s.start, s.end) for s in d.sentences], [(t.start, t.end) for t in d.tokens], [vars(a) for a in d.abbreviations]) for d in docs]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=5000, help="documents after replication (default 5000)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes for ours (default 2)")
+    ap.add_argument("--skip-extra", action="store_true", help="only the cold run of ours and the peer")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore", message=r".*\[W036\]")
+
+    from corpora.parallel_preprocess import PreprocessPool
+    from corpora.preprocess import build_pipeline, pipeline_fingerprint, preprocess_documents
+
+    base = bundled_abstracts()
+    nlp = build_pipeline()
+    list(preprocess_documents(replicate(base, 200), nlp))  # warm the vocabulary and caches once
+    n_passages = sum(len(d.passages) for d in replicate(base, args.docs))
+    print(f"{args.docs} documents ({len(base)} bundled, replicated), {n_passages} passages; cpus={os.cpu_count()}", flush=True)
+    load_start = os.getloadavg()
+
+    peer_docs, peer_wall, peer_cpu = _timed("peer (nlp(text) per passage, 1 process)", lambda: peer_preprocess(replicate(base, args.docs), nlp))
+    ours_docs, ours_wall, ours_cpu = _timed(
+        f"ours (preprocess_documents, workers={args.workers}, cold)",
+        lambda: list(preprocess_documents(replicate(base, args.docs), nlp, workers=args.workers)),
+    )
+    identical = _summary(ours_docs) == _summary(peer_docs)
+    result = {
+        "docs": args.docs,
+        "passages": n_passages,
+        "tokens": sum(len(d.tokens) for d in ours_docs),
+        "workers": args.workers,
+        "ours_per_s": round(args.docs / ours_wall, 1),
+        "peer_per_s": round(args.docs / peer_wall, 1),
+        "ratio": round(peer_wall / ours_wall, 2),
+        "ours_cpu_s": round(ours_cpu, 2),
+        "peer_cpu_s": round(peer_cpu, 2),
+        "outputs_identical": identical,
+    }
+    del peer_docs, ours_docs
+    if not args.skip_extra:
+        with PreprocessPool(None, args.workers, nlp=nlp) as pool:
+            list(pool.preprocess(replicate(base, 4 * args.workers * 32)))  # start the workers
+            _, warm_wall, _ = _timed(f"ours (PreprocessPool already up, workers={args.workers})", lambda: list(pool.preprocess(replicate(base, args.docs))))
+        _, one_wall, _ = _timed("ours (workers=1)", lambda: list(preprocess_documents(replicate(base, args.docs), nlp)))
+        result.update(
+            ours_warm_per_s=round(args.docs / warm_wall, 1),
+            ratio_warm=round(peer_wall / warm_wall, 2),
+            ours_1worker_per_s=round(args.docs / one_wall, 1),
+        )
+    result.update(
+        cpus=os.cpu_count(),
+        load_start=[round(x, 2) for x in load_start],
+        load_end=[round(x, 2) for x in os.getloadavg()],
+        pipeline_hash=pipeline_fingerprint(nlp)["hash"],
+    )
+    if not identical:
+        print("ERROR: ours and the peer produced different annotations", file=sys.stderr)
+    print(json.dumps(result), flush=True)
+    sys.exit(0 if identical else 1)
+
+
+if __name__ == "__main__":
+    main()
