@@ -1,7 +1,9 @@
 """Process-level parallel preprocessing over plain values, in document order.
 
-Why not spaCy's `n_process`: it pickles `Doc`s back to the parent, and scispaCy's abbreviation
-detector stores `Span`s in `doc._`, which do not pickle. Here each worker builds the pipeline once
+Why not spaCy's `n_process`: it serializes `Doc`s back to the parent, and scispaCy's abbreviation
+detector stores `Span`s in `doc._`, which do not serialize (checked with spaCy 3.8 / scispaCy
+0.6.2: `nlp.pipe(texts, n_process=2)` fails with E871, "can not serialize 'spacy.tokens.span.Span'
+object"). Here each worker builds the pipeline once
 (in its initializer) and exchanges only what `corpora.preprocess.annotate_tasks` takes and returns:
 passage texts out, offset lists back. Documents stay in the calling process and are annotated
 there, so the output is identical to the single-process path.
@@ -101,7 +103,7 @@ class PreprocessPool:
 
     def preprocess(self, docs: Iterable[Document | Deletion]) -> Iterator[Document | Deletion]:
         """Annotate `docs` in place and yield them in order (Deletions pass through)."""
-        from corpora.preprocess import annotate_tasks, apply_result, document_task
+        from corpora.preprocess import annotate_tasks, apply_results, document_task
 
         items = iter(docs)
         # Each entry: (chunk of items, Future of its results, or results computed here), in order.
@@ -141,11 +143,8 @@ class PreprocessPool:
             else:
                 results = result
             pending.popleft()
-            it = iter(results)
-            for item in chunk:
-                if isinstance(item, Document):
-                    apply_result(item, next(it))
-                yield item
+            apply_results(chunk, results)
+            yield from chunk
 
 
 def _default_start_method() -> str:
@@ -154,10 +153,16 @@ def _default_start_method() -> str:
 
 def _init_worker(spacy_model: str | None, batch_size: int) -> None:
     """Build the pipeline once per worker process."""
-    if spacy_model is None and "torch" not in sys.modules:
-        # thinc imports torch when it can (seconds per process); the rule-based pipeline never uses it.
+    block_torch = spacy_model is None and "torch" not in sys.modules
+    if block_torch:
+        # thinc imports torch when it can (seconds per process); the rule-based pipeline never uses
+        # it, so hide it while spaCy is imported (this worker process only), then unhide it.
         sys.modules["torch"] = None  # type: ignore[assignment]
-    from corpora.preprocess import build_pipeline, pipeline_fingerprint
+    try:
+        from corpora.preprocess import build_pipeline, pipeline_fingerprint
+    finally:
+        if block_torch:
+            del sys.modules["torch"]
 
     nlp = build_pipeline(spacy_model)
     _WORKER.update(nlp=nlp, batch_size=batch_size, fingerprint=pipeline_fingerprint(nlp)["hash"])
