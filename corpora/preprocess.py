@@ -100,7 +100,7 @@ def _bound_parenthesis_matcher(detector: object) -> None:
 def _load_model(name: str) -> Language:
     try:
         nlp = spacy.load(name)
-    except (OSError, ImportError) as exc:
+    except (OSError, ImportError, ValueError) as exc:
         if name in SCISPACY_MODELS:
             how = f"pip install {_MODEL_URL.format(name=name)}"
         else:

@@ -302,6 +302,40 @@ def test_missing_scispacy_model_says_how_to_install():
         build_pipeline("no_such_model_xyz")
 
 
+def test_model_path_uses_the_models_sentence_boundaries(tmp_path):
+    # No scispaCy model can be downloaded here, so build a tiny one: an untrained senter (its
+    # boundaries are arbitrary but deterministic) plus a sentencizer that build_pipeline must drop.
+    import spacy
+
+    model = spacy.blank("en")
+    model.add_pipe("senter")
+    model.add_pipe("sentencizer")
+    model.initialize()
+    model.meta.update(name="tiny_senter", version="0.0.1")
+    model.to_disk(tmp_path / "tiny")
+    nlp = build_pipeline(str(tmp_path / "tiny"))
+    fp = pipeline_fingerprint(nlp)
+    assert fp["components"] == ["senter", "abbreviation_detector"]
+    assert fp["model"] == {"name": "en_tiny_senter", "version": "0.0.1"} and fp["sentence_rules"] is None
+    docs = list(preprocess_documents(list(read_pubtator(NCBI))[:5], nlp))
+    for doc in docs:
+        _check_invariants(doc)
+    doc = docs[0]
+    abstract = doc.passages[1]
+    start = abstract.offsets[0][0]
+    expected = []
+    for sent in nlp(abstract.text).sents:
+        words = [t for t in sent if not t.is_space]
+        expected.append((start + words[0].idx, start + words[-1].idx + len(words[-1].text)))
+    assert [(s.start, s.end) for s in doc.sentences if s.start >= start] == expected
+    assert {(a.short_form, a.long_form) for a in doc.abbreviations} == {("APC", "adenomatous polyposis coli")}
+
+    plain = spacy.blank("en")
+    plain.to_disk(tmp_path / "plain")
+    with pytest.raises(ConfigError, match="no parser or senter"):
+        build_pipeline(str(tmp_path / "plain"))
+
+
 def test_bounded_parenthesis_matcher_finds_what_scispacy_finds(nlp):
     import spacy
     from scispacy.custom_tokenizer import combined_rule_tokenizer
