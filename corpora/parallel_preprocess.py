@@ -25,6 +25,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,7 @@ class PreprocessPool:
         if docs_per_chunk < 1:
             raise ConfigError(f"docs_per_chunk must be at least 1, got {docs_per_chunk}")
         self.workers = workers
+        self.spacy_model = spacy_model
         self.batch_size = batch_size
         self.docs_per_chunk = docs_per_chunk
         self.nlp = nlp
@@ -135,7 +137,14 @@ class PreprocessPool:
                     else:
                         exhausted = True
                     continue
-                fingerprint, results = result.result()
+                try:
+                    fingerprint, results = result.result()
+                except BrokenProcessPool as exc:
+                    exc.add_note(
+                        f"preprocessing worker (pipeline {self.spacy_model or 'blank:en'}) died: killed (out of memory?) "
+                        "or failed while building its pipeline"
+                    )
+                    raise
                 self.ready = True
                 in_flight -= 1
                 if self.expected is not None and fingerprint != self.expected:
