@@ -25,3 +25,26 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Tiny NER (Chemical/Disease) and CID RE models trained for a few steps on the BC5CDR samples.
+
+    For plumbing tests (flows, offsets, skipping), not accuracy: two layers, hidden 64.
+    """
+    from biomodels.train_api import train
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    small = {"layers": 2, "hidden": 64, "heads": 2, "vocab_size": 2000, "batch_size": 16, "max_steps": 12, "eval_every": 12, "seed": 3}
+    bc5 = SAMPLES / "bc5cdr"
+    train("ner", "scratch", [str(bc5 / "BC5CDR-IOB_train_sample.tsv")], [str(bc5 / "CDR_dev_sample.PubTator.txt")], root / "ner", dict(small))
+    train(
+        "re",
+        "scratch",
+        [str(bc5 / "CDR_train_sample.PubTator.txt")],
+        [str(bc5 / "CDR_dev_sample.PubTator.txt")],
+        root / "re",
+        {**small, "relation_task": "bc5cdr-cid", "max_length": 96},
+    )
+    return {"ner": str(root / "ner"), "re": str(root / "re")}
