@@ -42,6 +42,7 @@ from biomodels.precision import (
 )
 from biomodels.training_state import (
     CHECKPOINT_DIR,
+    STATE_FILE,
     atomic_replace_dir,
     capture_rng_state,
     find_checkpoint,
@@ -301,10 +302,8 @@ class Trainer:
         if ckpt is None:
             logger.info("resume requested but %s holds no checkpoint; starting fresh", self.out_dir)
             return
-        state, rng_states = read_checkpoint(
-            ckpt, self.model, self.optimizer, self.scheduler, self.scaler, map_location=self.device
-        )
-        saved_key, key = state.get("run_key", {}), self.state.run_key
+        saved = json.loads((ckpt / STATE_FILE).read_text(encoding="utf-8"))
+        saved_key, key = saved.get("run_key", {}), self.state.run_key
         for name in ("global_batch", "world_size", "grad_accum", "seed", "num_features"):
             if saved_key.get(name) != key[name]:
                 raise ConfigError(
@@ -314,6 +313,10 @@ class Trainer:
         if saved_key.get("total_steps") != key["total_steps"]:
             logger.warning("%s: total steps changed from %s to %s; the LR schedule changes",
                            ckpt, saved_key.get("total_steps"), key["total_steps"])
+        # checked before loading, so a refused resume leaves the model and optimizer untouched
+        state, rng_states = read_checkpoint(
+            ckpt, self.model, self.optimizer, self.scheduler, self.scaler, map_location=self.device
+        )
         self.state = _State(**state)
         self.state.run_key = key
         self._resumed_step = self.state.global_step

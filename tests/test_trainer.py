@@ -367,9 +367,13 @@ def test_errors_name_the_problem(tmp_path):
 def test_resume_refuses_a_different_global_batch(tmp_path):
     feats = synthetic_features(16, seed=10)
     Trainer(tiny_model(), feats, PaddingCollator(PAD), config(tmp_path, epochs=1, save_every=1)).train()
+    model = tiny_model(seed=3)
+    before = params(model)
     with pytest.raises(ConfigError, match="global_batch=8"):
-        Trainer(tiny_model(), feats, PaddingCollator(PAD),
+        Trainer(model, feats, PaddingCollator(PAD),
                 config(tmp_path, epochs=1, batch_size=4, save_every=1)).train(resume=True)
+    # refused before loading anything: the model keeps its own weights
+    assert all(torch.equal(before[k], v) for k, v in params(model).items())
 
 
 def test_checkpoint_directory_replacement_is_atomic(tmp_path):
