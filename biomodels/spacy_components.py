@@ -1,0 +1,268 @@
+"""spaCy components `biomegatron_ner` and `biomegatron_re`, running the annotation engine inside any
+spaCy pipeline (after scispaCy's tokenizer, sentence boundaries and abbreviation detector).
+
+    nlp.add_pipe("biomegatron_ner", config={"model": "models/ncbi"})
+    nlp.add_pipe("biomegatron_re", config={"model": "models/chemprot"})
+
+Both are registered as `spacy_factories` entry points, so `add_pipe` and spaCy config files find
+them without importing this package. `__call__` delegates to `pipe`, which sends a batch of docs
+through the engine at once (sentences length-sorted into padded-size batches).
+
+NER: the words are the non-whitespace tokens of each sentence (`doc.sents`); a doc without sentence
+boundaries is one sentence (long ones are windowed, so nothing is cut). It writes:
+- `doc.spans[spans_key]`: the predicted spans, with `attrs["scores"]` (one score per span, in span
+  order) and `attrs["annotator"]`;
+- `doc.ents`: `overwrite_ents=False` keeps existing entities and adds the predictions that overlap
+  none of them; `True` replaces `doc.ents` with the predictions.
+RE: candidates are pairs of `doc.ents` in one sentence whose types the RE model was trained on; it
+writes `doc._.<extension>` (default `biomegatron_relations`): a list of plain dicts
+{"head": [start_char, end_char, label], "tail": [...], "label", "score", "annotator"}, never Spans,
+so docs pickle, go through `DocBin` and cross process boundaries. `None` means RE did not run.
+
+Saving: `to_disk` copies the model directory's files (safetensors weights, tokenizer, labels,
+biomed.json) into the component's folder; `from_disk` loads them from there, so a pipeline saved with
+`nlp.to_disk` loads offline with `spacy.load(path)`. Weights load lazily: a component made from a
+config whose model path is gone works once `from_disk` has run (that is what `spacy.load` does).
+
+Multiprocessing (`nlp.pipe(texts, n_process=2)`): these components pickle without their weights
+(each process reloads from the model path) and store only serializable values. scispaCy's
+`abbreviation_detector` by default stores Spans in `doc._.abbreviations`, which cannot cross a
+process boundary: add it with `config={"make_serializable": True}` (scispaCy's own option; the
+abbreviations become dicts), or leave it out, when `n_process > 1`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spacy.attrs import IS_SPACE
+from spacy.language import Language
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.util import minibatch
+
+from biomodels.inference import AnnotationEngine
+from biomodels.inference_runtime import DEFAULT_BATCH_TOKENS
+from corpora.errors import ConfigError, ModelError
+from corpora.schema import Document, Entity, Passage
+from corpora.schema import Span as CharSpan
+
+log = logging.getLogger(__name__)
+
+NER_FACTORY = "biomegatron_ner"
+RE_FACTORY = "biomegatron_re"
+DEFAULT_EXTENSION = "biomegatron_relations"
+MODEL_SUBDIR = "model"
+# what a model directory needs for inference (biomodels.model_dir layout); optional ones copied if there
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "labels.json", "biomed.json")
+OPTIONAL_FILES = ("vocab.txt", "special_tokens_map.json", "added_tokens.json")
+
+
+class _EngineComponent:
+    """What both components share: lazy engine, batching, saving the model with the pipeline."""
+
+    task = ""
+
+    def __init__(self, nlp: Language, name: str, model: str, batch_size: int, batch_tokens: int,
+                 device: str | None, precision: str) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"{name}: batch_size must be >= 1, got {batch_size}")
+        self.name = name
+        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
+        self.device = device
+        self.precision = precision
+        self.model_path: Path | None = Path(model).expanduser() if model else None
+        self._engine: AnnotationEngine | None = None
+
+    def _make_engine(self, path: Path) -> AnnotationEngine:
+        raise NotImplementedError
+
+    @property
+    def engine(self) -> AnnotationEngine:
+        if self._engine is None:
+            if self.model_path is None:
+                raise ConfigError(f"{self.name}: no model; set the component's `model` config to a trained-model directory")
+            self._engine = self._make_engine(self.model_path)
+        return self._engine
+
+    @property
+    def annotator(self) -> str:
+        return self.engine.annotators[self.task]
+
+    def __call__(self, doc: Doc) -> Doc:
+        return next(iter(self.pipe([doc])))
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
+        for docs in minibatch(stream, size=batch_size or self.batch_size):
+            self._process(docs)
+            yield from docs
+
+    def _process(self, docs: list[Doc]) -> None:
+        raise NotImplementedError
+
+    def initialize(self, get_examples: Any = None, *, nlp: Language | None = None) -> None:
+        """Nothing to train: loads the weights, so `nlp.initialize()` fails early on a bad path."""
+        _ = self.engine
+
+    # ---------------------------------------------------------------------------------- saving
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        source = self.model_path
+        if source is None:
+            raise ConfigError(f"{self.name}: no model to save")
+        target = Path(path) / MODEL_SUBDIR
+        if target.resolve() == source.resolve():
+            return  # saving a pipeline onto the folder it was loaded from
+        missing = [f for f in MODEL_FILES if not (source / f).is_file()]
+        if missing:
+            raise ModelError(f"{source}: cannot save {self.name}, the model directory lacks {', '.join(missing)}")
+        staging = Path(path) / f".{MODEL_SUBDIR}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for name in MODEL_FILES + OPTIONAL_FILES:
+            if (source / name).is_file():
+                shutil.copy2(source / name, staging / name)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "_EngineComponent":
+        folder = Path(path) / MODEL_SUBDIR
+        if not folder.is_dir():
+            raise ModelError(f"{folder}: missing; {Path(path)} was not saved by the {self.name} component")
+        self.model_path = folder
+        self._engine = self._make_engine(folder)
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_engine"] = None  # weights reload from model_path in the receiving process
+        return state
+
+
+def _content_tokens(doc: Doc) -> list[np.ndarray]:
+    """Per sentence (the whole doc without sentence boundaries), its non-whitespace token indices."""
+    if len(doc) == 0:
+        return []
+    space = doc.to_array([IS_SPACE]).astype(bool).reshape(-1)
+    bounds = [(s.start, s.end) for s in doc.sents] if doc.has_annotation("SENT_START") else [(0, len(doc))]
+    out = []
+    for a, b in bounds:
+        idx = np.flatnonzero(~space[a:b]) + a
+        if len(idx):
+            out.append(idx)
+    return out
+
+
+class BiomegatronNER(_EngineComponent):
+    task = "ner"
+
+    def __init__(self, nlp: Language, name: str, model: str, overwrite_ents: bool, spans_key: str, batch_size: int,
+                 batch_tokens: int, device: str | None, precision: str) -> None:
+        super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision)
+        self.overwrite_ents = overwrite_ents
+        self.spans_key = spans_key
+
+    def _make_engine(self, path: Path) -> AnnotationEngine:
+        return AnnotationEngine(path, None, self.device, self.batch_tokens, self.precision)
+
+    def _process(self, docs: list[Doc]) -> None:
+        per_doc = [_content_tokens(doc) for doc in docs]
+        sentences = []
+        for doc, sents in zip(docs, per_doc):
+            words = [t.text for t in doc]
+            sentences.extend([words[i] for i in idx.tolist()] for idx in sents)
+        predictions = iter(self.engine.predict_entities(sentences) if sentences else [])
+        annotator = self.annotator
+        for doc, sents in zip(docs, per_doc):
+            spans, scores = [], []
+            for idx in sents:
+                for first, end, label, score in next(predictions):
+                    spans.append(Span(doc, int(idx[first]), int(idx[end - 1]) + 1, label=label))
+                    scores.append(score)
+            doc.spans[self.spans_key] = SpanGroup(doc, name=self.spans_key, spans=spans,
+                                                  attrs={"scores": scores, "annotator": annotator})
+            self._set_ents(doc, spans)
+
+    def _set_ents(self, doc: Doc, spans: list[Span]) -> None:
+        if self.overwrite_ents or not doc.ents:
+            doc.ents = spans
+            return
+        taken = np.zeros(len(doc), dtype=bool)
+        for ent in doc.ents:
+            taken[ent.start : ent.end] = True
+        fresh = [s for s in spans if not taken[s.start : s.end].any()]
+        doc.set_ents(fresh, default="unmodified")
+
+
+class BiomegatronRE(_EngineComponent):
+    task = "re"
+
+    def __init__(self, nlp: Language, name: str, model: str, extension: str, batch_size: int, batch_tokens: int,
+                 device: str | None, precision: str) -> None:
+        super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision)
+        if not extension.isidentifier():
+            raise ConfigError(f"{name}: extension {extension!r} is not a valid attribute name")
+        self.extension = extension
+        if not Doc.has_extension(extension):
+            Doc.set_extension(extension, default=None)
+
+    def _make_engine(self, path: Path) -> AnnotationEngine:
+        return AnnotationEngine(None, path, self.device, self.batch_tokens, self.precision, existing="keep")
+
+    def _process(self, docs: list[Doc]) -> None:
+        engine = self.engine
+        per_doc = [engine.relation_candidates(as_document(doc)) if doc.ents else [] for doc in docs]
+        results = iter(engine.predict_relations([c for cands in per_doc for c in cands]))
+        negative, annotator = engine.negative_label, self.annotator
+        for doc, cands in zip(docs, per_doc):
+            found = []
+            for cand in cands:
+                label, score = next(results)
+                if label == negative:
+                    continue
+                found.append({
+                    "head": [cand.arg1.start, cand.arg1.end, cand.arg1.type],
+                    "tail": [cand.arg2.start, cand.arg2.end, cand.arg2.type],
+                    "label": label,
+                    "score": score,
+                    "annotator": annotator,
+                })
+            doc._.set(self.extension, found)
+
+
+def as_document(doc: Doc) -> Document:
+    """The doc as a one-passage Document: its sentences (non-whitespace token extent) and `doc.ents`."""
+    text = doc.text
+    sentences = [CharSpan(doc[int(idx[0])].idx, doc[int(idx[-1])].idx + len(doc[int(idx[-1])])) for idx in _content_tokens(doc)]
+    entities = [Entity(f"e{i}", ent.label_, [ent.text], [[ent.start_char, ent.end_char]]) for i, ent in enumerate(doc.ents)]
+    return Document("doc", "doc", passages=[Passage("p0", "text", text, [[0, len(text)]])], sentences=sentences, entities=entities)
+
+
+@Language.factory(
+    NER_FACTORY,
+    default_config={"model": "", "overwrite_ents": False, "spans_key": NER_FACTORY, "batch_size": 64,
+                    "batch_tokens": DEFAULT_BATCH_TOKENS, "device": None, "precision": "auto"},
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+)
+def make_ner(nlp: Language, name: str, model: str, overwrite_ents: bool, spans_key: str, batch_size: int,
+             batch_tokens: int, device: str | None, precision: str) -> BiomegatronNER:
+    return BiomegatronNER(nlp, name, model, overwrite_ents, spans_key, batch_size, batch_tokens, device, precision)
+
+
+@Language.factory(
+    RE_FACTORY,
+    default_config={"model": "", "extension": DEFAULT_EXTENSION, "batch_size": 64,
+                    "batch_tokens": DEFAULT_BATCH_TOKENS, "device": None, "precision": "auto"},
+    requires=["doc.ents"],
+)
+def make_re(nlp: Language, name: str, model: str, extension: str, batch_size: int, batch_tokens: int,
+            device: str | None, precision: str) -> BiomegatronRE:
+    return BiomegatronRE(nlp, name, model, extension, batch_size, batch_tokens, device, precision)
+
+
+__all__ = ["BiomegatronNER", "BiomegatronRE", "DEFAULT_EXTENSION", "NER_FACTORY", "RE_FACTORY", "as_document", "make_ner", "make_re"]
