@@ -239,6 +239,9 @@ class Trainer:
             else 0
         )
         self.plan = resolve_precision(cfg.precision, self.device)
+        logger.info("device %s, precision %s (scaler: %s), %s, %d LayerNorms fused",
+                    self.device, self.plan.name, self.plan.use_scaler, self.apex.detail,
+                    self.swapped_layernorms)
         self.optimizer, self.optimizer_info = build_optimizer(
             self.model, cfg.learning_rate, cfg.weight_decay, self.device, self.apex
         )
