@@ -29,6 +29,7 @@ from corpora.errors import ConfigError, ModelError
 MODEL_FORMAT = "biomed-model/1"
 LABELS_FILE = "labels.json"
 LABELLED_TASKS = ("ner", "re")
+MODEL_INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -138,7 +139,9 @@ def load_model_dir(path: str | Path, task: str | None = None, device: Any = None
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         if not (p / name).is_file():
             raise ModelError(f"{p / name}: missing from the model directory")
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(p))
+    # tokenizer.json exactly as saved (added marker tokens included); the generic class would leave
+    # token_type_ids out of its outputs unless told, and QA pairs need them
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(p), model_input_names=list(MODEL_INPUT_NAMES))
     model = _task_class(saved_task).from_pretrained(str(p), dtype=torch.float32)
     if labels is not None:
         id2label = {int(k): v for k, v in model.config.id2label.items()}

@@ -46,7 +46,7 @@ class DataFiles:
     files: list[dict[str, str]] = field(default_factory=list)
 
     def add(self, path: Path, kind: str) -> None:
-        self.files.append({"path": str(path), "sha256": sha256_file(path), "kind": kind})
+        self.files.append({"path": str(Path(path).resolve()), "sha256": sha256_file(path), "kind": kind})
 
 
 def is_dataset_dir(path: Path) -> bool:
