@@ -392,3 +392,32 @@ def test_train_flow_publishes_metrics_table(prefect_harness, tmp_path):
     rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
     assert rows[0]["scope"] == "overall (micro)" and rows[0]["f1"] == round(result["dev_metrics"]["f1"], 4)
     assert [r["scope"] for r in rows[1:]] == list(result["dev_metrics"]["per_type"])
+
+
+# ------------------------------------------------------------------------------------------- torchrun
+
+
+def test_torchrun_two_ranks_one_writer(tmp_path):
+    """`torchrun -m pipelines.cli train` trains with 2 gloo ranks; only rank 0 prints and writes."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(repo))
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pipelines.cli",
+           "train", "ner", "--model", "scratch", "--train", str(NCBI_DEV), "--dev", str(NCBI_DEV), "--out", str(out),
+           "--layers", "2", "--hidden", "32", "--heads", "2", "--vocab-size", "300", "--max-steps", "4",
+           "--batch-size", "8", "--log-every", "2", "--no-progress"]
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert sum(line.startswith("model directory:") for line in lines) == 1  # one rank speaks
+    assert json.loads(lines[-1])["global_step"] == 4
+    assert proc.stderr.count("trained a WordPiece vocabulary") == 1  # rank 0 trains it, rank 1 reads it
+    meta = json.loads((out / "biomed.json").read_text())
+    assert meta["world_size"] == 2
+    assert json.loads((out / "metrics.json").read_text())["config"]["batch_size"] == 8
