@@ -369,6 +369,7 @@ def test_model_dir_without_labels_is_a_model_error(ner_run, tmp_path):
 # ------------------------------------------------------------------------------------------- Prefect
 
 
+@pytest.mark.slow
 def test_train_flow_publishes_metrics_table(prefect_harness, tmp_path):
     import asyncio
 
@@ -397,6 +398,7 @@ def test_train_flow_publishes_metrics_table(prefect_harness, tmp_path):
 # ------------------------------------------------------------------------------------------- torchrun
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_one_writer(tmp_path):
     """`torchrun -m pipelines.cli train` trains with 2 gloo ranks; only rank 0 prints and writes."""
     import os
