@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from biomodels.inference_runtime import DEFAULT_BATCH_TOKENS, iter_chunks, load_task_model
+from biomodels.inference_runtime import default_batch_tokens, iter_chunks, load_task_model, resolve_device
 from biomodels.ner_data import NerExample, convert_documents
 from biomodels.ner_inference import NerPredictor, WordEntity
 from biomodels.re_data import RelationCandidate, RelationTask, generate_candidates
@@ -50,7 +50,10 @@ from corpora.schema import Document, Entity, Relation
 log = logging.getLogger(__name__)
 
 EXISTING = ("replace", "keep")
-DEFAULT_DOCS_PER_CHUNK = 128
+DEFAULT_DOCS_PER_CHUNK = 4096
+# Document tokens per chunk: sentences are length-sorted within a chunk, so a chunk must hold many
+# of them for batches to pad little (64k tokens is about 2,000 sentences or 250 abstracts).
+DEFAULT_CHUNK_TOKENS = 65536
 
 
 @dataclass
@@ -85,12 +88,13 @@ class AnnotationEngine:
         ner_dir: str | Path | None,
         re_dir: str | Path | None = None,
         device: str | torch.device | None = None,
-        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        batch_tokens: int | None = None,
         precision: str = "auto",
         *,
         existing: str = "replace",
         preprocess: bool = False,
         docs_per_chunk: int = DEFAULT_DOCS_PER_CHUNK,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         stride: int | None = None,
         re_task: RelationTask | None = None,
     ) -> None:
@@ -100,11 +104,16 @@ class AnnotationEngine:
             raise ConfigError(f"existing must be one of {', '.join(EXISTING)}, not {existing!r}")
         if ner_dir is None and existing != "keep":
             raise ConfigError("without an NER model, RE runs on the documents' own entities: use existing='keep'")
-        if batch_tokens < 1 or docs_per_chunk < 1:
-            raise ConfigError(f"batch_tokens ({batch_tokens}) and docs_per_chunk ({docs_per_chunk}) must be >= 1")
+        dev = resolve_device(device)
+        batch_tokens = default_batch_tokens(dev) if batch_tokens is None else batch_tokens
+        if batch_tokens < 1 or docs_per_chunk < 1 or chunk_tokens < 1:
+            raise ConfigError(f"batch_tokens ({batch_tokens}), docs_per_chunk ({docs_per_chunk}) and chunk_tokens ({chunk_tokens}) must be >= 1")
+        device = dev
+        self.batch_tokens = batch_tokens
         self.existing = existing
         self.preprocess = preprocess
         self.docs_per_chunk = docs_per_chunk
+        self.chunk_tokens = chunk_tokens
         self.ner = NerPredictor(load_task_model(ner_dir, "ner", device, precision), batch_tokens, stride) if ner_dir is not None else None
         self.re = RePredictor(load_task_model(re_dir, "re", device, precision), batch_tokens, re_task) if re_dir is not None else None
         if self.ner is not None and self.re is not None:
@@ -163,8 +172,10 @@ class AnnotationEngine:
     # ------------------------------------------------------------------------------- documents
 
     def annotate(self, docs: Iterable[Document]) -> Iterator[Document]:
-        """Annotate `docs` in place, chunk by chunk, yielding each in input order."""
-        for chunk in iter_chunks(iter(docs), self.docs_per_chunk):
+        """Annotate `docs` in place, chunk by chunk (`chunk_tokens` document tokens or
+        `docs_per_chunk` documents, whichever comes first), yielding each in input order."""
+        weight = lambda d: max(1, len(d.tokens))  # noqa: E731
+        for chunk in iter_chunks(iter(docs), self.docs_per_chunk, weight, self.chunk_tokens):
             yield from self._annotate_chunk(chunk)
 
     def _annotate_chunk(self, docs: list[Document]) -> list[Document]:
@@ -292,4 +303,4 @@ def annotate_documents(docs: Iterable[Document], ner_dir: str | Path, re_dir: st
     yield from AnnotationEngine(ner_dir, re_dir, **options).annotate(docs)
 
 
-__all__ = ["AnnotationEngine", "EngineStats", "annotate_documents"]
+__all__ = ["AnnotationEngine", "DEFAULT_CHUNK_TOKENS", "EngineStats", "annotate_documents"]

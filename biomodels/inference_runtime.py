@@ -3,8 +3,13 @@ and running features through the model in batches bounded by their padded size.
 
 Batches: features are sorted by length (longest first, so a batch that does not fit in memory fails
 at once, not at the end) and cut so that `rows x longest row` stays within `batch_tokens` padded
-tokens. Short biomedical sentences (about 30 word pieces) then travel in batches of a few hundred,
-long ones in small batches, and padding stays a few percent of the work.
+tokens (default 8,192 on CUDA, 2,048 on CPU, where smaller batches pad less and stay in cache).
+Short biomedical sentences (about 30 word pieces) then travel in batches of dozens to hundreds, long
+ones in small batches, and padding stays a few percent of the work.
+
+Kernels: a model whose config says `gelu_new` (the public EMBO BioMegatron conversions) runs its tanh
+GeLU as PyTorch's fused `gelu(approximate="tanh")` instead of transformers' seven-operation version
+(same function; `fuse_gelu`). Our presets already ask for the fused one (`gelu_pytorch_tanh`).
 
 Precision: `biomodels.precision.resolve_precision` decides ("auto": bf16 autocast on CUDA devices
 that have native bf16, fp16 on older ones, fp32 on CPU); every forward runs under
@@ -29,7 +34,8 @@ from corpora.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_TOKENS = 8192
+DEFAULT_BATCH_TOKENS = 8192  # CUDA: large batches keep the GPU busy
+CPU_BATCH_TOKENS = 2048  # CPU: less padding and cache-sized activations (measured faster than 8192)
 WEIGHTS_FILE = "model.safetensors"
 DIGEST_CHARS = 12
 
@@ -63,6 +69,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for, but CUDA is not available here")
     return dev
+
+
+def default_batch_tokens(device: torch.device) -> int:
+    return DEFAULT_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS
 
 
 @dataclass
@@ -110,6 +120,7 @@ def load_task_model(
     dev = resolve_device(device)
     plan = resolve_precision(precision, dev)
     loaded = load_model_dir(path, task=task, device=dev)
+    fuse_gelu(loaded.model)
     if not getattr(loaded.tokenizer, "is_fast", False):
         raise ModelError(f"{path}: the tokenizer is not a fast tokenizer; word ids and offsets need one")
     positions = int(getattr(loaded.model.config, "max_position_embeddings", 512))
@@ -119,6 +130,21 @@ def load_task_model(
     annotator = f"{task}:{model_name(path, loaded.meta)}@{digest}"
     log.info("loaded %s from %s on %s (%s)", annotator, path, dev, plan.name)
     return TaskModel(loaded, dev, plan, annotator, max_length)
+
+
+def fuse_gelu(model: torch.nn.Module) -> int:
+    """Swap transformers' `gelu_new` module (tanh GeLU written as seven tensor operations) for
+    PyTorch's fused `gelu(approximate="tanh")`: the same function in one kernel, measured bitwise
+    identical on CPU. Returns how many modules were swapped."""
+    from transformers.activations import ACT2FN, NewGELUActivation
+
+    swapped = 0
+    for module in model.modules():
+        for name, child in list(module.named_children()):
+            if isinstance(child, NewGELUActivation):
+                setattr(module, name, ACT2FN["gelu_pytorch_tanh"])
+                swapped += 1
+    return swapped
 
 
 def padded_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -170,21 +196,29 @@ def run_batches(
             consume(rows, logits.float())
 
 
-def iter_chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of up to `size` consecutive items."""
+def iter_chunks(items: Iterator[Any], size: int, weight: Callable[[Any], int] | None = None,
+                max_weight: int | None = None) -> Iterator[list[Any]]:
+    """Lists of consecutive items: at most `size` items, and closed once their total `weight`
+    reaches `max_weight` (when given)."""
     chunk: list[Any] = []
+    total = 0
     for item in items:
         chunk.append(item)
-        if len(chunk) >= size:
+        if weight is not None:
+            total += weight(item)
+        if len(chunk) >= size or (max_weight is not None and total >= max_weight):
             yield chunk
-            chunk = []
+            chunk, total = [], 0
     if chunk:
         yield chunk
 
 
 __all__ = [
+    "CPU_BATCH_TOKENS",
     "DEFAULT_BATCH_TOKENS",
     "TaskModel",
+    "default_batch_tokens",
+    "fuse_gelu",
     "iter_chunks",
     "load_task_model",
     "model_name",

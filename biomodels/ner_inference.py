@@ -6,8 +6,9 @@ tokenized in one call of the Rust tokenizer, and only the first-subword position
 read back from the logits. A word's prediction is its first subword's label in its owning window.
 
 Scores: each word gets the softmax probability of its predicted label (the maximum probability); an
-entity's score is the mean of its words' scores (`decode_entities`). Invalid IOB2 (an `I-X` that does
-not continue an `X`) is repaired by `iob2_repair` before decoding: the `I-X` starts a new `X` entity.
+entity's score is the mean of its words' scores (as in `ner_data.decode_entities`). Invalid IOB2 (an
+`I-X` that does not continue an `X`) is repaired by `iob2_repair` before decoding: the `I-X` starts a
+new `X` entity.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from biomodels.inference_runtime import TaskModel, run_batches
-from biomodels.ner_data import assign_owners, decode_entities, plan_windows, special_token_layout
+from biomodels.ner_data import assign_owners, iob2_repair, plan_windows, special_token_layout
 from corpora.errors import ConfigError, ModelError
 
 DEFAULT_STRIDE = 32
@@ -74,8 +75,16 @@ class NerPredictor:
         return out
 
     def _sentence_features(self, si: int, n_words: int, ids: list[int], word_ids: list[int | None]) -> list[_Feature]:
-        wid = np.fromiter((-1 if w is None else w for w in word_ids), dtype=np.int64, count=len(word_ids))
+        try:  # without special tokens every piece belongs to a word
+            wid = np.asarray(word_ids, dtype=np.int64)
+        except TypeError:
+            wid = np.fromiter((-1 if w is None else w for w in word_ids), dtype=np.int64, count=len(word_ids))
         counts = np.bincount(wid[wid >= 0], minlength=n_words) if len(wid) else np.zeros(n_words, dtype=np.int64)
+        total = int(counts.sum())
+        if total <= self.budget and (n_words == 0 or counts.min() > 0):  # the usual case: one window, no [UNK] to add
+            positions = len(self.prefix) + np.cumsum(counts) - counts
+            seq = self.prefix + list(ids) + self.suffix
+            return [_Feature(si, seq, positions, np.arange(n_words, dtype=np.int64))]
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         # a word the tokenizer drops entirely becomes [UNK], as in ner_data.word_pieces
         lengths = np.minimum(np.maximum(counts, 1), self.budget)
@@ -129,12 +138,27 @@ class NerPredictor:
 
     def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[WordEntity]]:
         """Entities of each sentence as word-index spans with scores (see the module docstring)."""
-        out: list[list[WordEntity]] = []
-        for words, (ids, probs) in zip(sentences, self.word_predictions(sentences)):
-            tags = [self.labels[i] for i in ids.tolist()]
-            index_spans = [(i, i + 1) for i in range(len(words))]
-            out.append([(s, e, t, float(sc)) for s, e, t, sc in decode_entities(index_spans, tags, probs.tolist())])  # type: ignore[misc]
-        return out
+        labels = self.labels
+        return [decode_words([labels[i] for i in ids.tolist()], probs.tolist()) for ids, probs in self.word_predictions(sentences)]
 
 
-__all__ = ["DEFAULT_STRIDE", "NerPredictor", "WordEntity"]
+def decode_words(tags: Sequence[str], scores: Sequence[float]) -> list[WordEntity]:
+    """`ner_data.decode_entities` over word indices: IOB2-repaired spans, score = mean word score."""
+    tags = iob2_repair(tags)
+    out: list[WordEntity] = []
+    i, n = 0, len(tags)
+    while i < n:
+        tag = tags[i]
+        if tag[0] == "B":
+            inside = "I" + tag[1:]
+            j = i + 1
+            while j < n and tags[j] == inside:
+                j += 1
+            out.append((i, j, tag[2:], sum(scores[i:j]) / (j - i)))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+__all__ = ["DEFAULT_STRIDE", "NerPredictor", "WordEntity", "decode_words"]

@@ -40,13 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spacy.attrs import IS_SPACE
+from spacy.attrs import IS_SPACE, ORTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
-from spacy.util import minibatch
 
-from biomodels.inference import AnnotationEngine
-from biomodels.inference_runtime import DEFAULT_BATCH_TOKENS
+from biomodels.inference import DEFAULT_CHUNK_TOKENS, AnnotationEngine
+from biomodels.inference_runtime import iter_chunks
 from corpora.errors import ConfigError, ModelError
 from corpora.schema import Document, Entity, Passage
 from corpora.schema import Span as CharSpan
@@ -67,7 +66,7 @@ class _EngineComponent:
 
     task = ""
 
-    def __init__(self, nlp: Language, name: str, model: str, batch_size: int, batch_tokens: int,
+    def __init__(self, nlp: Language, name: str, model: str, batch_size: int, batch_tokens: int | None,
                  device: str | None, precision: str) -> None:
         if batch_size < 1:
             raise ConfigError(f"{name}: batch_size must be >= 1, got {batch_size}")
@@ -98,7 +97,9 @@ class _EngineComponent:
         return next(iter(self.pipe([doc])))
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
-        for docs in minibatch(stream, size=batch_size or self.batch_size):
+        """Process docs in chunks of `batch_size` docs or 64k tokens, whichever comes first (the
+        engine length-sorts the sentences of a chunk, so bigger chunks pad less)."""
+        for docs in iter_chunks(iter(stream), batch_size or self.batch_size, len, DEFAULT_CHUNK_TOKENS):
             self._process(docs)
             yield from docs
 
@@ -148,7 +149,7 @@ def _content_tokens(doc: Doc) -> list[np.ndarray]:
     """Per sentence (the whole doc without sentence boundaries), its non-whitespace token indices."""
     if len(doc) == 0:
         return []
-    space = doc.to_array([IS_SPACE]).astype(bool).reshape(-1)
+    space = doc.to_array(IS_SPACE).astype(bool)
     bounds = [(s.start, s.end) for s in doc.sents] if doc.has_annotation("SENT_START") else [(0, len(doc))]
     out = []
     for a, b in bounds:
@@ -158,11 +159,19 @@ def _content_tokens(doc: Doc) -> list[np.ndarray]:
     return out
 
 
+def _token_texts(doc: Doc) -> list[str]:
+    """Every token's text, looked up from its ORTH id (no Token objects made)."""
+    if len(doc) == 0:
+        return []
+    strings = doc.vocab.strings
+    return [strings[h] for h in doc.to_array(ORTH).tolist()]
+
+
 class BiomegatronNER(_EngineComponent):
     task = "ner"
 
     def __init__(self, nlp: Language, name: str, model: str, overwrite_ents: bool, spans_key: str, batch_size: int,
-                 batch_tokens: int, device: str | None, precision: str) -> None:
+                 batch_tokens: int | None, device: str | None, precision: str) -> None:
         super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision)
         self.overwrite_ents = overwrite_ents
         self.spans_key = spans_key
@@ -174,16 +183,19 @@ class BiomegatronNER(_EngineComponent):
         per_doc = [_content_tokens(doc) for doc in docs]
         sentences = []
         for doc, sents in zip(docs, per_doc):
-            words = [t.text for t in doc]
+            words = _token_texts(doc)
             sentences.extend([words[i] for i in idx.tolist()] for idx in sents)
         predictions = iter(self.engine.predict_entities(sentences) if sentences else [])
         annotator = self.annotator
         for doc, sents in zip(docs, per_doc):
             spans, scores = [], []
             for idx in sents:
-                for first, end, label, score in next(predictions):
-                    spans.append(Span(doc, int(idx[first]), int(idx[end - 1]) + 1, label=label))
-                    scores.append(score)
+                found = next(predictions)
+                if found:
+                    pos = idx.tolist()
+                    for first, end, label, score in found:
+                        spans.append(Span(doc, pos[first], pos[end - 1] + 1, label=label))
+                        scores.append(score)
             doc.spans[self.spans_key] = SpanGroup(doc, name=self.spans_key, spans=spans,
                                                   attrs={"scores": scores, "annotator": annotator})
             self._set_ents(doc, spans)
@@ -202,7 +214,7 @@ class BiomegatronNER(_EngineComponent):
 class BiomegatronRE(_EngineComponent):
     task = "re"
 
-    def __init__(self, nlp: Language, name: str, model: str, extension: str, batch_size: int, batch_tokens: int,
+    def __init__(self, nlp: Language, name: str, model: str, extension: str, batch_size: int, batch_tokens: int | None,
                  device: str | None, precision: str) -> None:
         super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision)
         if not extension.isidentifier():
@@ -245,22 +257,22 @@ def as_document(doc: Doc) -> Document:
 
 @Language.factory(
     NER_FACTORY,
-    default_config={"model": "", "overwrite_ents": False, "spans_key": NER_FACTORY, "batch_size": 64,
-                    "batch_tokens": DEFAULT_BATCH_TOKENS, "device": None, "precision": "auto"},
+    default_config={"model": "", "overwrite_ents": False, "spans_key": NER_FACTORY, "batch_size": 1000,
+                    "batch_tokens": None, "device": None, "precision": "auto"},
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
 )
 def make_ner(nlp: Language, name: str, model: str, overwrite_ents: bool, spans_key: str, batch_size: int,
-             batch_tokens: int, device: str | None, precision: str) -> BiomegatronNER:
+             batch_tokens: int | None, device: str | None, precision: str) -> BiomegatronNER:
     return BiomegatronNER(nlp, name, model, overwrite_ents, spans_key, batch_size, batch_tokens, device, precision)
 
 
 @Language.factory(
     RE_FACTORY,
-    default_config={"model": "", "extension": DEFAULT_EXTENSION, "batch_size": 64,
-                    "batch_tokens": DEFAULT_BATCH_TOKENS, "device": None, "precision": "auto"},
+    default_config={"model": "", "extension": DEFAULT_EXTENSION, "batch_size": 1000,
+                    "batch_tokens": None, "device": None, "precision": "auto"},
     requires=["doc.ents"],
 )
-def make_re(nlp: Language, name: str, model: str, extension: str, batch_size: int, batch_tokens: int,
+def make_re(nlp: Language, name: str, model: str, extension: str, batch_size: int, batch_tokens: int | None,
             device: str | None, precision: str) -> BiomegatronRE:
     return BiomegatronRE(nlp, name, model, extension, batch_size, batch_tokens, device, precision)
 

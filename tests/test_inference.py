@@ -360,3 +360,34 @@ def test_predict_entities_on_word_lists(engine):
     for first, end, etype, score in spans:
         assert 0 <= first < end <= len(words) and etype in {"Chemical", "Disease"} and 0 < score <= 1
     assert set(NER_LABELS) == set(engine.ner.labels)
+
+
+def test_decode_words_is_decode_entities():
+    from biomodels.ner_data import decode_entities
+    from biomodels.ner_inference import decode_words
+
+    rng = np.random.default_rng(0)
+    tags_set = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+    for _ in range(300):
+        n = int(rng.integers(0, 25))
+        tags = [tags_set[i] for i in rng.integers(0, len(tags_set), n)]  # invalid I- starts included
+        scores = rng.random(n).tolist()
+        expected = decode_entities([(i, i + 1) for i in range(n)], tags, scores)
+        got = decode_words(tags, scores)
+        assert [g[:3] for g in got] == [e[:3] for e in expected]
+        np.testing.assert_allclose([g[3] for g in got], [e[3] for e in expected], rtol=1e-12)
+
+
+def test_fused_gelu_keeps_the_logits(dirs):
+    from transformers import AutoModelForTokenClassification
+
+    from biomodels.inference_runtime import fuse_gelu
+
+    # our presets already say gelu_pytorch_tanh; the EMBO conversions say gelu_new
+    stock = AutoModelForTokenClassification.from_pretrained(str(dirs["ner"]), hidden_act="gelu_new").eval()
+    fused = AutoModelForTokenClassification.from_pretrained(str(dirs["ner"]), hidden_act="gelu_new").eval()
+    assert fuse_gelu(fused) == stock.config.num_hidden_layers  # one activation per layer
+    ids = torch.randint(5, 500, (4, 40))
+    with torch.inference_mode():
+        a, b = stock(input_ids=ids).logits, fused(input_ids=ids).logits
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
