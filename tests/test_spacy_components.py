@@ -160,7 +160,8 @@ def test_doc_without_sentence_boundaries_is_one_sentence(dirs):
 
 
 def test_fresh_process_entry_points_and_config_file(dirs, tmp_path, pubmed_docs):
-    """`add_pipe` by name and a config file, in a process that never imports biomodels itself."""
+    """`add_pipe` by name, a config file, and `spacy.load` of a saved pipeline whose model folders are
+    gone, in a process that never imports biomodels itself."""
     text = max((p.text for d in pubmed_docs[:5] for p in d.passages), key=len)
     (tmp_path / "text.txt").write_text(text, encoding="utf-8")
     script = textwrap.dedent(
@@ -179,10 +180,22 @@ def test_fresh_process_entry_points_and_config_file(dirs, tmp_path, pubmed_docs)
         config = load_config({str(tmp_path / "pipeline.cfg")!r})
         doc2 = load_model_from_config(config, auto_fill=True)(text)
         by_config = [[s.start_char, s.end_char, s.label_] for s in doc2.spans["biomegatron_ner"]]
-        print(json.dumps({{"by_name": by_name, "by_config": by_config, "relations": doc._.biomegatron_relations,
-                          "relations_config": doc2._.biomegatron_relations}}))
+        doc3 = spacy.load("saved")(text)  # a pipeline saved by nlp.to_disk, its model folders gone
+        by_load = [[s.start_char, s.end_char, s.label_] for s in doc3.spans["biomegatron_ner"]]
+        print(json.dumps({{"by_name": by_name, "by_config": by_config, "by_load": by_load,
+                          "relations": doc._.biomegatron_relations, "relations_config": doc2._.biomegatron_relations,
+                          "relations_load": doc3._.biomegatron_relations}}))
         """
     )
+    copies = tmp_path / "copies"
+    shutil.copytree(dirs["ner"], copies / "ner")
+    shutil.copytree(dirs["re"], copies / "re")
+    saving = spacy.blank("en")
+    saving.add_pipe("sentencizer")
+    saving.add_pipe("biomegatron_ner", config={"model": str(copies / "ner")})
+    saving.add_pipe("biomegatron_re", config={"model": str(copies / "re")})
+    saving.to_disk(tmp_path / "saved")
+    shutil.rmtree(copies)
     (tmp_path / "pipeline.cfg").write_text(textwrap.dedent(
         f"""
         [nlp]
@@ -213,8 +226,8 @@ def test_fresh_process_entry_points_and_config_file(dirs, tmp_path, pubmed_docs)
     nlp.add_pipe("biomegatron_re", config={"model": str(dirs["re"])})
     doc = nlp(text)
     expected = [[s.start_char, s.end_char, s.label_] for s in doc.spans["biomegatron_ner"]]
-    assert got["by_name"] == got["by_config"] == expected and expected
-    assert got["relations"] == got["relations_config"] and got["relations"]
+    assert got["by_name"] == got["by_config"] == got["by_load"] == expected and expected
+    assert got["relations"] == got["relations_config"] == got["relations_load"] and got["relations"]
     assert [(r["head"], r["tail"], r["label"]) for r in got["relations"]] == [(r["head"], r["tail"], r["label"]) for r in doc._.biomegatron_relations]
 
 
