@@ -209,9 +209,10 @@ def main() -> None:
         nlp = build_pipeline()
         spacy_docs = list(nlp.pipe(texts))
         spacy_sentences = sum(1 for d in spacy_docs for _ in d.sents)
-        summary = {"sentences": len(texts), "words": sum(map(len, words)), "mean_subwords": round(sum(subwords) / len(subwords), 1),
-                   "max_subwords": max(subwords), "skipped_long": skipped, "spacy_doc_sentences": spacy_sentences, "threads": args.threads, "repeat": args.repeat,
-                   "load_avg_start": os.getloadavg()[0]}
+        summary = {"sentences": len(texts), "words": sum(map(len, words)),
+                   "mean_subwords": round(sum(subwords) / len(subwords), 1), "max_subwords": max(subwords),
+                   "skipped_long": skipped, "spacy_doc_sentences": spacy_sentences, "threads": args.threads,
+                   "repeat": args.repeat, "load_avg_start": os.getloadavg()[0]}
         for size in args.sizes.split(","):
             model_dir = make_model_dir(Path(tmp) / "models", vocab, size, words[:64])
             repeat = args.repeat_base if size == "base" else args.repeat

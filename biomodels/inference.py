@@ -1,8 +1,9 @@
 """The annotation engine: Documents in, Documents with scored entities and relations out.
 
 `AnnotationEngine(ner_dir, re_dir)` loads trained-model directories (`biomodels.model_dir`) and
-streams Documents through NER and then RE, a chunk of documents at a time, so memory stays flat on
-corpora of any size while batches stay full.
+streams Documents through NER and then RE, a chunk of documents at a time (about 64k document
+tokens, `chunk_tokens`), so memory stays flat on corpora of any size while the length-sorted batches
+of a chunk pad little.
 
 Rules, in the order a document meets them:
 
@@ -25,8 +26,9 @@ Rules, in the order a document meets them:
   `"keep"` keeps them and adds the predictions beside them (RE then runs on the predicted entities
   only). Without an NER model (`ner_dir=None`), RE runs on the document's own entities and
   `existing` must be "keep".
-- Every prediction records its `annotator`, e.g. "ner:ncbi-tiny@3f2a9c0d1e2b" (task, model name,
-  first 12 hex digits of the sha256 of `model.safetensors`); `annotators` lists them for manifests.
+- Every prediction records its `annotator`, e.g. "ner:ncbi-tiny@3f2a9c0d1e2b" (task, model name from
+  biomed.json's `name` or else the folder name, first 12 hex digits of the sha256 of
+  `model.safetensors`); `annotators` gives them as {"ner": ..., "re": ...} for manifests.
 """
 
 from __future__ import annotations
@@ -107,15 +109,16 @@ class AnnotationEngine:
         dev = resolve_device(device)
         batch_tokens = default_batch_tokens(dev) if batch_tokens is None else batch_tokens
         if batch_tokens < 1 or docs_per_chunk < 1 or chunk_tokens < 1:
-            raise ConfigError(f"batch_tokens ({batch_tokens}), docs_per_chunk ({docs_per_chunk}) and chunk_tokens ({chunk_tokens}) must be >= 1")
-        device = dev
+            raise ConfigError(
+                f"batch_tokens ({batch_tokens}), docs_per_chunk ({docs_per_chunk}) and chunk_tokens ({chunk_tokens}) must be >= 1"
+            )
         self.batch_tokens = batch_tokens
         self.existing = existing
         self.preprocess = preprocess
         self.docs_per_chunk = docs_per_chunk
         self.chunk_tokens = chunk_tokens
-        self.ner = NerPredictor(load_task_model(ner_dir, "ner", device, precision), batch_tokens, stride) if ner_dir is not None else None
-        self.re = RePredictor(load_task_model(re_dir, "re", device, precision), batch_tokens, re_task) if re_dir is not None else None
+        self.ner = None if ner_dir is None else NerPredictor(load_task_model(ner_dir, "ner", dev, precision), batch_tokens, stride)
+        self.re = None if re_dir is None else RePredictor(load_task_model(re_dir, "re", dev, precision), batch_tokens, re_task)
         if self.ner is not None and self.re is not None:
             self._check_types(self.ner, self.re)
         self.stats = EngineStats()
@@ -298,7 +301,9 @@ def _fresh_ids(prefix: str, n: int, taken: set[str]) -> list[str]:
     return out
 
 
-def annotate_documents(docs: Iterable[Document], ner_dir: str | Path, re_dir: str | Path | None = None, **options: Any) -> Iterator[Document]:
+def annotate_documents(
+    docs: Iterable[Document], ner_dir: str | Path, re_dir: str | Path | None = None, **options: Any
+) -> Iterator[Document]:
     """One-call form of `AnnotationEngine(ner_dir, re_dir, **options).annotate(docs)`."""
     yield from AnnotationEngine(ner_dir, re_dir, **options).annotate(docs)
 

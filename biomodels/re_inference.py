@@ -119,7 +119,9 @@ class RePredictor:
         return out
 
 
-def type_coverage(re_types: set[str], pairs: Sequence[tuple[str, str]], ner_types: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
+def type_coverage(
+    re_types: set[str], pairs: Sequence[tuple[str, str]], ner_types: Sequence[str]
+) -> tuple[list[tuple[str, str]], list[str]]:
     """(pairs the NER types can form, RE entity types the NER model never produces)."""
     have = set(ner_types)
     usable = [(a, b) for a, b in pairs if a in have and b in have]

@@ -33,7 +33,6 @@ abbreviations become dicts), or leave it out, when `n_process > 1`.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -49,8 +48,6 @@ from biomodels.inference_runtime import iter_chunks
 from corpora.errors import ConfigError, ModelError
 from corpora.schema import Document, Entity, Passage
 from corpora.schema import Span as CharSpan
-
-log = logging.getLogger(__name__)
 
 NER_FACTORY = "biomegatron_ner"
 RE_FACTORY = "biomegatron_re"

@@ -27,7 +27,6 @@ from corpora.pubmed_xml import read_pubmed_xml
 from corpora.schema import Document
 
 SAMPLES = Path(__file__).resolve().parent.parent / "corpora" / "samples"
-ROOT = Path(__file__).resolve().parent.parent
 # scispaCy's abbreviation detector runs an empty matcher on every doc (W036); corpora.preprocess hides it too
 pytestmark = pytest.mark.filterwarnings(r"ignore:\[W036\]")
 
