@@ -391,3 +391,27 @@ def test_fused_gelu_keeps_the_logits(dirs):
     with torch.inference_mode():
         a, b = stock(input_ids=ids).logits, fused(input_ids=ids).logits
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_relation_task_and_style_from_biomed_json(tmp_path):
+    from types import SimpleNamespace
+
+    from biomodels.re_inference import input_style_of, relation_task_of
+
+    def tm(**meta):
+        return SimpleNamespace(meta=meta, path=tmp_path)
+
+    assert relation_task_of(tm(relation_task="chemprot")).type_pairs == (("CHEMICAL", "GENE-Y"), ("CHEMICAL", "GENE-N"))
+    assert relation_task_of(tm(relation_task="bc5cdr-cid")).type_pairs == (("Chemical", "Disease"),)
+    custom = relation_task_of(tm(type_pairs=[["Drug", "Drug"]], negative_label="none"))
+    assert custom.type_pairs == (("Drug", "Drug"),) and custom.negative_label == "none"
+    assert relation_task_of(tm(marker_style="masked-tsv")).name == "chemprot"  # masked files record no types
+    with pytest.raises(ModelError, match="neither relation_task nor type_pairs"):
+        relation_task_of(tm(marker_style="entity_markers"))
+    with pytest.raises(ModelError, match="relation_task 'ddi'"):
+        relation_task_of(tm(relation_task="ddi"))
+    assert input_style_of(tm(marker_style="masked-tsv", marker_tokens=["BC6ENTC", "BC6ENTG", "BC6OTHER"])) == "bioelectra"
+    assert input_style_of(tm(marker_style="masked-tsv", marker_tokens=[])) == "blue"
+    assert input_style_of(tm(marker_style="typed_markers")) == "typed_markers"
+    with pytest.raises(ModelError, match="marker_style 'arrows'"):
+        input_style_of(tm(marker_style="arrows"))
