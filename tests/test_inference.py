@@ -415,3 +415,13 @@ def test_relation_task_and_style_from_biomed_json(tmp_path):
     assert input_style_of(tm(marker_style="typed_markers")) == "typed_markers"
     with pytest.raises(ModelError, match="marker_style 'arrows'"):
         input_style_of(tm(marker_style="arrows"))
+
+
+def test_typed_marker_re_model(dirs, tmp_path, pubmed_docs):
+    typed = re_model_dir(tmp_path / "typed", dirs["vocab"], style="typed_markers")
+    eng = AnnotationEngine(dirs["ner"], typed, device="cpu")
+    assert eng.re.style == "typed_markers"
+    docs = list(eng.annotate(_fresh(pubmed_docs[:10])))
+    assert eng.stats.candidates == sum(len(_independent_pairs(d, {("Chemical", "Disease")})) for d in docs) > 0
+    tok = eng.re.task_model.tokenizer
+    assert tok.tokenize("[E1-CHEMICAL] aspirin [/E1-CHEMICAL]")[0] == "[E1-CHEMICAL]"
