@@ -26,9 +26,9 @@ _SMALL = {"layers": 2, "hidden": 128, "heads": 2, "vocab_size": 4000, "batch_siz
 
 RECIPES: dict[str, dict[str, Any]] = {
     "ner": {
-        "train": ["bc5cdr/BC5CDR-IOB_train_sample.tsv", "bc5cdr/CDR_train_sample.PubTator.txt"],
+        "train": ["bc5cdr/BC5CDR-IOB_train.tsv"],
         "dev": ["bc5cdr/CDR_dev_sample.PubTator.txt"],
-        "config": {**_SMALL, "epochs": 4, "learning_rate": 1e-3, "warmup_ratio": 0.1},
+        "config": {**_SMALL, "batch_size": 32, "epochs": 3, "learning_rate": 1e-3, "warmup_ratio": 0.1},
     },
     "re": {
         "train": ["bc5cdr/CDR_train_sample.PubTator.txt"],
