@@ -10,10 +10,9 @@ the document number and id.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,7 +20,7 @@ from corpora.bioc_common import collection_info, document_from_bioc
 from corpora.bioc_export import document_to_bioc, header_collection, iter_first
 from corpora.errors import MalformedInputError
 from corpora.schema import Document, Source
-from corpora.textio import iter_lines, read_text, sha256_file
+from corpora.textio import iter_lines, open_output, read_text, sha256_file
 
 FORMAT = "bioc-json"
 
@@ -116,7 +115,7 @@ def write_bioc_json(
     In JSON lines there is no collection, so each document keeps its collection fields itself.
     """
     n = 0
-    with _open_out(path_or_fh) as out:
+    with open_output(path_or_fh) as out:
         if jsonl:
             for doc in docs:
                 out.write(json.dumps(document_to_bioc(doc, {}), ensure_ascii=False) + "\n")
@@ -135,15 +134,3 @@ def write_bioc_json(
     return n
 
 
-@contextmanager
-def _open_out(path_or_fh: str | Path | IO[str]) -> Iterator[IO[str]]:
-    if isinstance(path_or_fh, (str, Path)):
-        p = Path(path_or_fh)
-        if p.suffix == ".gz":
-            with gzip.open(p, "wt", encoding="utf-8", newline="\n") as fh:
-                yield fh
-        else:
-            with open(p, "w", encoding="utf-8", newline="\n") as fh:
-                yield fh
-    else:
-        yield path_or_fh

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,7 +25,7 @@ from corpora.bioc_common import collection_info, document_from_bioc
 from corpora.bioc_export import document_to_bioc, header_collection, iter_first
 from corpora.errors import BiomedError, EmptyInputError, EncodingError, MalformedInputError
 from corpora.schema import Document, Source
-from corpora.textio import open_binary, sha256_file
+from corpora.textio import open_binary, open_output, sha256_file
 
 FORMAT = "bioc-xml"
 DOCTYPE = '<!DOCTYPE collection SYSTEM "BioC.dtd">'
@@ -172,7 +171,7 @@ def write_bioc_xml(docs: Iterable[Document], path_or_fh: str | Path | IO[bytes],
     first, stream = iter_first(docs)
     collection = header_collection(first, source, date, key)
     n = 0
-    with _open_out(path_or_fh) as out, etree.xmlfile(out, encoding="UTF-8") as xf:
+    with open_output(path_or_fh, binary=True) as out, etree.xmlfile(out, encoding="UTF-8") as xf:
         xf.write_declaration()
         xf.write_doctype(DOCTYPE)
         with xf.element("collection"):
@@ -253,12 +252,3 @@ def _relation_element(parent: Any, node: dict[str, Any]) -> None:
         _sub(el, "node", refid=n["refid"], role=n["role"])
 
 
-@contextmanager
-def _open_out(path_or_fh: str | Path | IO[bytes]) -> Iterator[Any]:
-    if isinstance(path_or_fh, (str, Path)):
-        p = Path(path_or_fh)
-        opener = gzip.open if p.suffix == ".gz" else open
-        with opener(p, "wb") as fh:
-            yield fh
-    else:
-        yield path_or_fh

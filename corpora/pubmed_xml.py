@@ -233,32 +233,35 @@ def _citation(path: Path, source_path: str, medline: etree._Element, pubmed_data
         year = article_date
 
     if pubmed_data is not None:
-        ids = _child(pubmed_data, "ArticleIdList")
-        if ids is not None:
-            for aid in ids:
-                kind = aid.get("IdType")
-                if kind == "doi":
-                    doi = (aid.text or "").strip() or doi
-                elif kind == "pmc":
-                    pmcid = (aid.text or "").strip() or pmcid
+        doi, pmcid = _article_ids(_child(pubmed_data, "ArticleIdList"), doi, pmcid)
+    metadata = Metadata(
+        journal=journal, year=year, doi=doi, pmcid=pmcid, language=language, publication_types=pub_types, mesh_terms=mesh, keywords=keywords
+    )
+    return _document(pmid, source_path, title or vernacular, abstract, metadata)
 
-    items = [("title", title or vernacular)]
+
+def _article_ids(ids: etree._Element | None, doi: str | None, pmcid: str | None) -> tuple[str | None, str | None]:
+    """DOI and PMCID from an ArticleIdList (the record's own ids, not its references'), else the given ones."""
+    if ids is not None:
+        for aid in ids:
+            kind = aid.get("IdType")
+            if kind == "doi":
+                doi = (aid.text or "").strip() or doi
+            elif kind == "pmc":
+                pmcid = (aid.text or "").strip() or pmcid
+    return doi, pmcid
+
+
+def _document(pmid: str, source_path: str, title: str, abstract: etree._Element | None, metadata: Metadata) -> Document:
+    """Title, then the abstract's sections, laid out PubTator-style (single spaces between)."""
+    items = [("title", title)]
     items.extend(_abstract_items(abstract))
     return Document(
         id=pmid,
         document_id=pmid,
         source=Source(path=source_path, format=FORMAT),
         passages=passages_from_texts(items, separator=" "),
-        metadata=Metadata(
-            journal=journal,
-            year=year,
-            doi=doi,
-            pmcid=pmcid,
-            language=language,
-            publication_types=pub_types,
-            mesh_terms=mesh,
-            keywords=keywords,
-        ),
+        metadata=metadata,
     )
 
 
@@ -361,31 +364,9 @@ def _book(path: Path, source_path: str, elem: etree._Element) -> Document:
     if not pmid:
         raise MalformedInputError(path, "book citation without a PMID", line=doc.sourceline)
     data = _child(elem, "PubmedBookData")
-    ids = _child(data, "ArticleIdList") if data is not None else None
-    if ids is not None:
-        for aid in ids:
-            kind = aid.get("IdType")
-            if kind == "doi":
-                doi = (aid.text or "").strip() or doi
-            elif kind == "pmc":
-                pmcid = (aid.text or "").strip() or pmcid
-    items = [("title", title or vernacular)]
-    items.extend(_abstract_items(abstract))
-    return Document(
-        id=pmid,
-        document_id=pmid,
-        source=Source(path=source_path, format=FORMAT),
-        passages=passages_from_texts(items, separator=" "),
-        metadata=Metadata(
-            journal=journal,
-            year=year,
-            doi=doi,
-            pmcid=pmcid,
-            language=language,
-            publication_types=pub_types,
-            keywords=keywords,
-        ),
-    )
+    doi, pmcid = _article_ids(_child(data, "ArticleIdList") if data is not None else None, doi, pmcid)
+    metadata = Metadata(journal=journal, year=year, doi=doi, pmcid=pmcid, language=language, publication_types=pub_types, keywords=keywords)
+    return _document(pmid, source_path, title or vernacular, abstract, metadata)
 
 
 __all__ = ["read_pubmed_xml"]

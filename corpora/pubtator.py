@@ -34,11 +34,9 @@ relation lines after the mention lines. Everything else is written back as read.
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -46,7 +44,7 @@ from typing import IO, Any
 from corpora.concept_ids import CONCEPT_ROLES, dump_extra, first_mention, load_extra, parse_ids, render_id, render_ids
 from corpora.errors import BiomedError, MalformedInputError, OffsetMismatchError
 from corpora.schema import Document, Entity, Metadata, Normalization, Relation, Source, passages_from_texts
-from corpora.textio import is_gzip, iter_lines, sha256_file
+from corpora.textio import is_gzip, iter_lines, open_output, sha256_file
 
 FORMAT = "pubtator"
 _TEXT_LINE = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$")
@@ -211,7 +209,7 @@ def write_pubtator(docs: Iterable[Document], path_or_fh: str | Path | IO[str]) -
     two concept ids (from `normalized`, else the arguments' first normalization).
     """
     n = 0
-    with _open_out(path_or_fh) as out:
+    with open_output(path_or_fh) as out:
         for doc in docs:
             out.write(format_document(doc))
             n += 1
@@ -275,15 +273,3 @@ def _checked(col: str, pmid: str, what: str) -> str:
     return col
 
 
-@contextmanager
-def _open_out(path_or_fh: str | Path | IO[str]) -> Iterator[IO[str]]:
-    if isinstance(path_or_fh, (str, Path)):
-        p = Path(path_or_fh)
-        if p.suffix == ".gz":
-            with gzip.open(p, "wt", encoding="utf-8", newline="\n") as fh:
-                yield fh
-        else:
-            with open(p, "w", encoding="utf-8", newline="\n") as fh:
-                yield fh
-    else:
-        yield path_or_fh

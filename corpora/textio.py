@@ -11,8 +11,9 @@ import hashlib
 import io
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 from corpora.errors import EmptyInputError, EncodingError, MalformedInputError
 
@@ -95,3 +96,26 @@ def read_text(path: str | Path) -> str:
 def text_stream(path: str | Path) -> io.TextIOWrapper:
     """A strict UTF-8 text stream (callers translate UnicodeDecodeError themselves)."""
     return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="strict", newline="")
+
+
+@contextmanager
+def open_output(path_or_fh: str | Path | IO[Any], binary: bool = False) -> Iterator[IO[Any]]:
+    """A writer's destination: a path (gzip when it ends in .gz) or an already open file.
+
+    Text is written as UTF-8 with `\\n` line ends whatever the platform; an open file is used as
+    it is and not closed.
+    """
+    if not isinstance(path_or_fh, (str, Path)):
+        yield path_or_fh
+        return
+    p = Path(path_or_fh)
+    if binary:
+        opener = gzip.open if p.suffix == ".gz" else open
+        with opener(p, "wb") as fh:
+            yield fh
+    elif p.suffix == ".gz":
+        with gzip.open(p, "wt", encoding="utf-8", newline="\n") as fh:
+            yield fh
+    else:
+        with open(p, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
-
-from corpora.errors import PartialFailure
-from pipelines.runners import add_dask_options, task_runner
+from pipelines.flow_calls import run_and_report, with_runner
+from pipelines.runners import add_dask_options
 
 HELP = """\
 Annotate DATASET_OR_FILES with a NER model (and optionally an RE model) trained by `biomed train`,
@@ -40,15 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipelines.annotate_flow import annotate_flow
 
-    flow = annotate_flow
-    if args.dask_address or args.dask_workers:
-        flow = annotate_flow.with_options(task_runner=task_runner(args.dask_address, args.dask_workers))
-    try:
-        summary = flow(list(args.inputs), args.out, args.ner, args.re, workers=args.workers, force=args.force, progress=not args.no_progress)
-    except PartialFailure as exc:
-        print(exc.summary.text())
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary.text())
-    print(f"\nOutput: {args.out}/data/*.parquet, report {args.out}/report.md, score histograms {args.out}/scores.png")
-    return 0
+    flow = with_runner(annotate_flow, args)
+    return run_and_report(
+        lambda: flow(list(args.inputs), args.out, args.ner, args.re, workers=args.workers, force=args.force, progress=not args.no_progress),
+        f"Output: {args.out}/data/*.parquet, report {args.out}/report.md, score histograms {args.out}/scores.png",
+    )

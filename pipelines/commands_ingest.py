@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
-
-from corpora.errors import PartialFailure
-from pipelines.runners import add_dask_options, task_runner
 from corpora.formats import FORMATS, describe_formats
+from pipelines.flow_calls import run_and_report, with_runner
+from pipelines.runners import add_dask_options
 
 HELP = """\
 Read raw corpus files into a Parquet dataset (one shard per input file).
@@ -41,18 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipelines.ingest_flow import ingest_flow
 
-    flow = ingest_flow
-    if args.dask_address or args.dask_workers:
-        flow = ingest_flow.with_options(task_runner=task_runner(args.dask_address, args.dask_workers))
-
-    try:
-        summary = flow(list(args.inputs), args.out, fmt=args.format, force=args.force, progress=not args.no_progress)
-    except PartialFailure as exc:
-        print(exc.summary.text())
-        print(f"error: {exc}", file=sys.stderr)
-        for report in exc.summary.failed:
-            print(f"  {report['error']}", file=sys.stderr)
-        return 1
-    print(summary.text())
-    print(f"\nOutput: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)")
-    return 0
+    flow = with_runner(ingest_flow, args)
+    return run_and_report(
+        lambda: flow(list(args.inputs), args.out, fmt=args.format, force=args.force, progress=not args.no_progress),
+        f"Output: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)",
+    )

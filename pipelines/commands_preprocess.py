@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
-
-from corpora.errors import PartialFailure
-from pipelines.runners import add_dask_options, task_runner
+from pipelines.flow_calls import run_and_report, with_runner
+from pipelines.runners import add_dask_options
 
 HELP = """\
 Run scispaCy over every document of DATASET (a folder written by `biomed ingest`) and write the
@@ -39,18 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipelines.preprocess_flow import preprocess_flow
 
-    flow = preprocess_flow
-    if args.dask_address or args.dask_workers:
-        flow = preprocess_flow.with_options(task_runner=task_runner(args.dask_address, args.dask_workers))
-
-    try:
-        summary = flow(
-            args.dataset, args.out, workers=args.workers, spacy_model=args.spacy_model, force=args.force, progress=not args.no_progress
-        )
-    except PartialFailure as exc:
-        print(exc.summary.text())
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary.text())
-    print(f"\nOutput: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)")
-    return 0
+    flow = with_runner(preprocess_flow, args)
+    return run_and_report(
+        lambda: flow(args.dataset, args.out, workers=args.workers, spacy_model=args.spacy_model, force=args.force, progress=not args.no_progress),
+        f"Output: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)",
+    )
