@@ -3,7 +3,7 @@
 Candidates (`relation_candidates`): for each sentence of a Document (`sentences` from a reader or
 from preprocessing), every ordered pair (arg1, arg2) of distinct entities whose types match one of
 the task's `type_pairs` (ChemProt: CHEMICAL with GENE-Y or GENE-N; BC5CDR CID: Chemical with
-Disease). An entity belongs to the sentence holding its start; one that runs past that sentence's end
+Disease; DDI: any two of drug, brand, group, drug_n, one candidate per unordered pair). An entity belongs to the sentence holding its start; one that runs past that sentence's end
 is left out of every candidate (counted). A discontinuous entity is marked over its outer span.
 
 Labels: mention-level tasks (ChemProt) take the type of a document relation whose (arg1_id, arg2_id)
@@ -72,6 +72,13 @@ CHEMPROT_TASK = RelationTask(
     "chemprot", (("CHEMICAL", "GENE-Y"), ("CHEMICAL", "GENE-N")), ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
 )
 BC5CDR_CID_TASK = RelationTask("bc5cdr-cid", (("Chemical", "Disease"),), ("CID",), concept_level=True)
+DDI_TYPES = ("drug", "brand", "group", "drug_n")
+# DDI 2013: every unordered pair of drug mentions in a sentence (the corpus lists one <pair> per such
+# pair, e1 before e2), labelled with the interaction type; `symmetric` so each pair is one candidate
+DDI_TASK = RelationTask(
+    "ddi", tuple((a, b) for i, a in enumerate(DDI_TYPES) for b in DDI_TYPES[i:]), ("advise", "effect", "int", "mechanism"),
+    symmetric=True,
+)
 
 
 @dataclass(frozen=True)
@@ -581,6 +588,7 @@ __all__ = [
     "RelationTask",
     "CHEMPROT_TASK",
     "BC5CDR_CID_TASK",
+    "DDI_TASK",
     "Mention",
     "RelationCandidate",
     "CandidateStats",

@@ -25,7 +25,7 @@ SECTIONS = ("train", "data", "model")
 ALIASES = {"lr": "learning_rate", "lowercase": "lower_case", "doc_stride": "stride"}
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 MARKER_STYLES = ("entity_markers", "typed_markers", "blue", "bioelectra")
-RELATION_TASKS = ("auto", "chemprot", "bc5cdr-cid")
+RELATION_TASKS = ("auto", "chemprot", "bc5cdr-cid", "ddi")
 
 # task-dependent defaults applied by `RunConfig.resolved` where a key is left as None
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {

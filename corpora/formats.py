@@ -40,12 +40,16 @@ FORMATS: dict[str, FormatSpec] = {
         FormatSpec("conll", "corpora.conll:read_conll", "CoNLL / BIO token-tag columns, -DOCSTART- document boundaries"),
         FormatSpec("chemprot", "corpora.chemprot:read_chemprot", "ChemProt original TSV set (*_abstracts.tsv with its siblings)"),
         FormatSpec("brat", "corpora.brat:read_brat", "brat standoff (.ann with its .txt)"),
+        FormatSpec("ddi-xml", "corpora.ddi:read_ddi", "DDI corpus 2013 XML (one <document> of <sentence>s with charOffset entities and pairs)"),
     ]
 }
 
 CHEMPROT_COMPANIONS = ("_entities.tsv", "_relations.tsv", "_gold_standard.tsv")
 _PUBTATOR_LINE = re.compile(rb"^[^\t|\s]+\|[ta]\|", re.M)
 _CONLL_LINE = re.compile(rb"^\S+(\t|\s)+\S+\s*$")
+# the first element, after an XML declaration, doctype, comments or processing instructions
+_XML_ROOT = re.compile(rb"^(?:\s|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)*<([A-Za-z_][\w.:-]*)", re.S)
+_DDI_SENTENCE = re.compile(rb"<sentence\s[^>]*\btext=")
 
 
 def get_reader(fmt: str) -> Reader:
@@ -91,7 +95,9 @@ def detect_format(path: str | Path) -> str:
             return "pubmed-xml"
         if re.search(rb"<collection[\s>]", head):
             return "bioc-xml"
-        raise UnknownFormatError(p, "XML, but neither PubMed (PubmedArticleSet/MedlineCitationSet) nor BioC (collection)")
+        if _is_ddi(stripped):
+            return "ddi-xml"
+        raise UnknownFormatError(p, "XML, but neither PubMed (PubmedArticleSet/MedlineCitationSet), BioC (collection) nor DDI (document of sentences)")
     if stripped.startswith(b"{") or stripped.startswith(b"["):
         if re.search(rb'"documents"\s*:', head) or re.search(rb'"passages"\s*:', head):
             return "bioc-json"
@@ -102,6 +108,13 @@ def detect_format(path: str | Path) -> str:
     if lines and (lines[0].startswith(b"-DOCSTART-") or all(_CONLL_LINE.match(ln) for ln in lines[:50])):
         return "conll"
     raise UnknownFormatError(p, "cannot tell the format from the content; pass --format " + "|".join(sorted(FORMATS)))
+
+
+def _is_ddi(head: bytes) -> bool:
+    """DDI XML: the root is <document> and it holds <sentence text=...> elements (entities with
+    charOffset inside them; a document without any drug has none, so they are not required)."""
+    m = _XML_ROOT.match(head)
+    return bool(m and m.group(1) == b"document" and (_DDI_SENTENCE.search(head) or re.search(rb"<document\b[^>]*/>", head)))
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
