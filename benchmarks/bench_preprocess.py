@@ -127,6 +127,23 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime
 
 
+def _autogroup() -> bool | None:
+    """Whether Linux groups CPU time per session: then other sessions' jobs cap this whole session
+    (caller and workers together) at one fair share, so worker processes only add speed when the
+    machine is otherwise idle."""
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return None
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid`, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _timed(label: str, fn):
     gc.collect()
     load = os.getloadavg()[0]
@@ -194,15 +211,22 @@ def main() -> None:
     if not args.skip_extra:
         with PreprocessPool(None, args.workers, nlp=nlp) as pool:
             list(pool.preprocess(replicate(base, 4 * args.workers * 32)))  # start the workers
-            _, warm_wall, _ = _timed(f"ours (PreprocessPool already up, workers={args.workers})", lambda: list(pool.preprocess(ours_docs)))
+            before = sum(_proc_cpu(p) for p in pool.worker_pids)
+            _, warm_wall, warm_cpu = _timed(f"ours (PreprocessPool already up, workers={args.workers})", lambda: list(pool.preprocess(ours_docs)))
+            workers_cpu = sum(_proc_cpu(p) for p in pool.worker_pids) - before
+        print(f"  workers' CPU in that run: {workers_cpu:.2f} s ({workers_cpu / warm_wall:.2f} cores busy on average)", flush=True)
         _, one_wall, _ = _timed("ours (workers=1)", lambda: list(preprocess_documents(ours_docs, nlp)))
         result.update(
             ours_warm_per_s=round(args.docs / warm_wall, 1),
             ratio_warm=round(peer_wall / warm_wall, 2),
+            ours_warm_cpu_s=round(warm_cpu + workers_cpu, 2),
+            ours_warm_cores_used=round((warm_cpu + workers_cpu) / warm_wall, 2),
+            peer_cores_used=round(peer_cpu / peer_wall, 2),
             ours_1worker_per_s=round(args.docs / one_wall, 1),
         )
     result.update(
         cpus=os.cpu_count(),
+        sched_autogroup=_autogroup(),
         load_start=[round(x, 2) for x in load_start],
         load_before_runs=loads,
         load_end=[round(x, 2) for x in os.getloadavg()],

@@ -100,6 +100,11 @@ class PreprocessPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the workers started so far (for monitoring: CPU, memory)."""
+        return sorted((self._executor._processes or {}).keys())
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
