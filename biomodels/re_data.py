@@ -80,6 +80,9 @@ DDI_TASK = RelationTask(
     symmetric=True,
 )
 
+# every relation task a model can be trained on, by the name recorded in its biomed.json
+RELATION_TASKS: dict[str, "RelationTask"] = {t.name: t for t in (CHEMPROT_TASK, BC5CDR_CID_TASK, DDI_TASK)}
+
 
 @dataclass(frozen=True)
 class Mention:

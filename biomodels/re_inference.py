@@ -21,9 +21,9 @@ import torch
 
 from biomodels.inference_runtime import TaskModel, run_batches
 from biomodels.re_data import (
-    BC5CDR_CID_TASK,
     BIOELECTRA_MASKS,
     CHEMPROT_TASK,
+    RELATION_TASKS,
     DEFAULT_TYPE_ALIASES,
     STYLES,
     RelationCandidate,
@@ -34,7 +34,7 @@ from corpora.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-KNOWN_TASKS = {CHEMPROT_TASK.name: CHEMPROT_TASK, BC5CDR_CID_TASK.name: BC5CDR_CID_TASK}
+KNOWN_TASKS = RELATION_TASKS
 
 
 def relation_task_of(task_model: TaskModel, override: RelationTask | None = None) -> RelationTask:

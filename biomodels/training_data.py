@@ -19,9 +19,7 @@ from pathlib import Path
 from biomodels.ner_data import NerExample, ner_examples
 from biomodels.qa_data import QAExample, read_squad
 from biomodels.re_data import (
-    BC5CDR_CID_TASK,
-    CHEMPROT_TASK,
-    DDI_TASK,
+    RELATION_TASKS,
     MarkedExample,
     RelationCandidate,
     RelationTask,
@@ -36,7 +34,6 @@ from corpora.textio import head_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
-RELATION_TASKS = {"chemprot": CHEMPROT_TASK, "bc5cdr-cid": BC5CDR_CID_TASK, "ddi": DDI_TASK}
 _MASK_HINT = re.compile(rb"@[A-Z]+(?:-[A-Z]+)*\$|BC6ENT[CG]")
 
 

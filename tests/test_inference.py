@@ -408,8 +408,9 @@ def test_relation_task_and_style_from_biomed_json(tmp_path):
     assert relation_task_of(tm(marker_style="masked-tsv")).name == "chemprot"  # masked files record no types
     with pytest.raises(ModelError, match="neither relation_task nor type_pairs"):
         relation_task_of(tm(marker_style="entity_markers"))
-    with pytest.raises(ModelError, match="relation_task 'ddi'"):
-        relation_task_of(tm(relation_task="ddi"))
+    assert relation_task_of(tm(relation_task="ddi")).name == "ddi"  # every trainable task can annotate
+    with pytest.raises(ModelError, match="relation_task 'no-such-task'"):
+        relation_task_of(tm(relation_task="no-such-task"))
     assert input_style_of(tm(marker_style="masked-tsv", marker_tokens=["BC6ENTC", "BC6ENTG", "BC6OTHER"])) == "bioelectra"
     assert input_style_of(tm(marker_style="masked-tsv", marker_tokens=[])) == "blue"
     assert input_style_of(tm(marker_style="typed_markers")) == "typed_markers"
