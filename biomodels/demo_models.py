@@ -33,7 +33,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "re": {
         "train": ["bc5cdr/CDR_train_sample.PubTator.txt"],
         "dev": ["bc5cdr/CDR_dev_sample.PubTator.txt"],
-        "config": {**_SMALL, "epochs": 4, "learning_rate": 5e-4, "warmup_ratio": 0.1, "relation_task": "bc5cdr-cid", "max_length": 128},
+        # The last weights, not the best dev F1: on this small dev set (192 candidates, 48% positive)
+        # the untrained all-CID classifier scores F1 0.65 and would win, while it tells nothing apart.
+        "config": {**_SMALL, "epochs": 10, "learning_rate": 1e-3, "warmup_ratio": 0.1, "relation_task": "bc5cdr-cid", "max_length": 128, "load_best": False},
     },
 }
 
