@@ -153,9 +153,10 @@ def preprocess_documents(
 ) -> Iterator[Document | Deletion]:
     """Add `sentences`, `tokens` and `abbreviations` to each Document (in place) and yield it.
 
-    Order is kept; `Deletion`s pass through untouched. With `workers > 1` the work runs in a pool of
-    processes that each rebuild `nlp` from its spec (`corpora.parallel_preprocess`); the output is
-    identical. Warnings about skipped or split passages are logged here, in the calling process.
+    Order is kept; `Deletion`s pass through untouched. With `workers > 1`, `workers` processes
+    annotate: this one and `workers - 1` pool processes that each rebuild `nlp` from its spec
+    (`corpora.parallel_preprocess`); the output is identical. Warnings about skipped or split
+    passages are logged here, in the calling process.
     """
     if workers > 1:
         from corpora.parallel_preprocess import preprocess_parallel
