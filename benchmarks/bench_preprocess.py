@@ -144,13 +144,29 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_busy() -> float:
+    """CPU seconds all processes on the machine have spent so far (/proc/stat, Linux)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+BUSY: list[tuple[str, float, float]] = []  # (run, cores busy machine-wide, cores busy in this process)
+
+
 def _timed(label: str, fn):
     gc.collect()
     load = os.getloadavg()[0]
-    cpu, wall = _cpu(), time.perf_counter()
+    cpu, busy, wall = _cpu(), _machine_busy(), time.perf_counter()
     out = fn()
-    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
-    print(f"{label}: {wall:.2f} s wall, {cpu:.2f} s CPU in the calling process (load before {load:.2f})", flush=True)
+    wall, cpu, busy = time.perf_counter() - wall, _cpu() - cpu, _machine_busy() - busy
+    BUSY.append((label.split(" (")[0], round(busy / wall, 2), round(cpu / wall, 2)))
+    print(
+        f"{label}: {wall:.2f} s wall, {cpu:.2f} s CPU in the calling process; machine-wide "
+        f"{busy / wall:.2f} cores busy (load before {load:.2f})",
+        flush=True,
+    )
     return out, wall, cpu
 
 
@@ -242,6 +258,7 @@ def main() -> None:
         load_before_runs=loads,
         load_end=[round(x, 2) for x in os.getloadavg()],
         pipeline_hash=pipeline_fingerprint(nlp)["hash"],
+        machine_cores_busy_per_run=[b for _, b, _ in BUSY],
     )
     if not identical:
         print("ERROR: ours and the peer produced different annotations", file=sys.stderr)
