@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from spacy.language import Language
     from spacy.tokens import Doc
 
+    from corpora.parallel_preprocess import PreprocessPool
+
 logger = logging.getLogger(__name__)
 
 # Bump when what `annotate_tasks` produces changes: part of the fingerprint the cache keys on.
@@ -150,14 +152,20 @@ def preprocess_documents(
     batch_size: int = DEFAULT_BATCH_SIZE,
     workers: int = 1,
     docs_per_chunk: int = DOCS_PER_CHUNK,
+    pool: PreprocessPool | None = None,
 ) -> Iterator[Document | Deletion]:
     """Add `sentences`, `tokens` and `abbreviations` to each Document (in place) and yield it.
 
     Order is kept; `Deletion`s pass through untouched. With `workers > 1`, `workers` processes
     annotate: this one and `workers - 1` pool processes that each rebuild `nlp` from its spec
-    (`corpora.parallel_preprocess`); the output is identical. Warnings about skipped or split
+    (`corpora.parallel_preprocess`); the output is identical. A started pool costs seconds, so
+    callers with many inputs can pass one `pool` (`PreprocessPool(spec, workers - 1, nlp=nlp)`)
+    for all of them instead (`workers` is then ignored). Warnings about skipped or split
     passages are logged here, in the calling process.
     """
+    if pool is not None:
+        yield from pool.preprocess(docs)
+        return
     if workers > 1:
         from corpora.parallel_preprocess import preprocess_parallel
 

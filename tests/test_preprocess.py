@@ -266,6 +266,9 @@ def test_two_workers_give_identical_output(nlp):
         in_caller = pool.chunks_in_caller
         again = list(pool.preprocess(items, caller_helps=False))
         assert pool.chunks_in_caller == in_caller
+        # The same pool through preprocess_documents (one pool for many inputs).
+        third = [d.to_dict() for d in preprocess_documents(_subset()[:10], nlp, pool=pool)]
+        assert third == one[:10]
     assert again[5] == Deletion("12345")
     assert [d.to_dict() for d in again if isinstance(d, Document)] == one[:20]
     assert sum(len(d["tokens"]) for d in one) > 10_000
