@@ -39,7 +39,7 @@ train:
   epochs: 5              # replaced by --max-steps
   warmup_ratio: 0.0
   eval_every: 30
-  log_every: 5
+  log_every: 1
 model:
   layers: 2
   hidden: 64
@@ -149,8 +149,9 @@ def test_ner_config_file_and_override_precedence(ner_run):
 def test_ner_loss_falls(ner_run):
     history = json.loads((ner_run["out"] / "metrics.json").read_text())["history"]["train"]
     losses = [row["loss"] for row in history]
-    assert len(losses) == 12  # every 5 of 60 steps
-    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:2]) / 2, losses
+    assert len(losses) == 60  # every step (log_every 1): per-5-step means were too noisy to compare
+    first, last = sum(losses[:5]) / 5, sum(losses[-20:]) / 20
+    assert last < 0.7 * first, (first, last, losses)
 
 
 def test_ner_evaluate_equals_independent_recomputation(ner_run):
