@@ -11,7 +11,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from corpora.ingest import ShardReport
+from corpora.ingest import ShardReport, report_if_current
 from corpora.manifest import ShardEntry
 from corpora.store import DatasetStore, open_dataset
 from corpora.textio import sha256_file
@@ -43,10 +43,8 @@ def annotate_shard(dataset: str | Path, shard: str, out: str | Path, ner_dir: st
     producer = annotate_producer(ner_dir, re_dir)
     version = annotate_code_version()
     target = DatasetStore(out)
-    if not force and target.is_current(shard, sha, version, producer):
-        entry = target.entry(shard)
-        assert entry is not None
-        return ShardReport.from_entry(str(src_path), entry, "skipped")
+    if not force and (skipped := report_if_current(target, shard, str(src_path), sha, version, producer)):
+        return skipped
     entry = ShardEntry(shard=shard, source_path=str(src_path), source_sha256=sha, format="parquet", code_version=version, producer=producer)
     engine = cached_engine(ner_dir, re_dir)
     written = target.write_shard(shard, engine.annotate(source.iter_documents(shard)), entry)

@@ -57,6 +57,15 @@ class ShardReport:
         )
 
 
+def report_if_current(target: DatasetStore, shard: str, source: str, sha256: str, version: str, producer: dict | None = None) -> ShardReport | None:
+    """A `skipped` report when `shard` of `target` was made from the same input by the same code and producer."""
+    if not target.is_current(shard, sha256, version, producer):
+        return None
+    entry = target.entry(shard)
+    assert entry is not None
+    return ShardReport.from_entry(source, entry, "skipped")
+
+
 def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force: bool = False) -> ShardReport:
     """Read `path` into the dataset at `out_dir` as one shard.
 
@@ -70,11 +79,9 @@ def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force:
     name = detect_format(src) if fmt == "auto" else fmt
     sha = input_hash(src, name)
     version = code_version()
-    if not force and store.is_current(shard, sha, version):
-        entry = store.entry(shard)
-        assert entry is not None
-        log.info("%s unchanged since %s: skipped", src, entry.written_at)
-        return ShardReport.from_entry(str(src), entry, "skipped")
+    if not force and (skipped := report_if_current(store, shard, str(src), sha, version)):
+        log.info("%s unchanged: skipped", src)
+        return skipped
 
     reader = get_reader(name)
     deletions: list[str] = []

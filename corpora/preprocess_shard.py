@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from corpora.ingest import ShardReport
+from corpora.ingest import ShardReport, report_if_current
 from corpora.manifest import ShardEntry
 from corpora.store import DatasetStore, open_dataset
 from corpora.textio import sha256_file
@@ -54,10 +54,8 @@ def preprocess_shard(
     producer = preprocess_producer(spacy_model)
     version = code_version()
     target = DatasetStore(out)
-    if not force and target.is_current(shard, sha, version, producer):
-        entry = target.entry(shard)
-        assert entry is not None
-        return ShardReport.from_entry(str(src_path), entry, "skipped")
+    if not force and (skipped := report_if_current(target, shard, str(src_path), sha, version, producer)):
+        return skipped
     entry = ShardEntry(shard=shard, source_path=str(src_path), source_sha256=sha, format="parquet", code_version=version, producer=producer)
     docs = preprocess_documents(source.iter_documents(shard), cached_pipeline(spacy_model), workers=workers)
     written = target.write_shard(shard, docs, entry)
