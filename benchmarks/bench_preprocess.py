@@ -170,6 +170,42 @@ def _timed(label: str, fn):
     return out, wall, cpu
 
 
+_CAL: dict = {}
+
+
+def _calibration_init() -> None:
+    """A calibration process: the pipeline and the documents, vocabulary warmed (untimed)."""
+    from corpora.preprocess import build_pipeline
+
+    warnings.filterwarnings("ignore", message=r".*\[W036\]")  # after spaCy's own filter
+    base = bundled_abstracts()
+    _CAL.update(nlp=build_pipeline(), base=base)
+    peer_preprocess(replicate(base, len(base)), _CAL["nlp"])
+
+
+def _calibration_run(n: int) -> tuple[float, float]:
+    docs = replicate(_CAL["base"], n)
+    t, c = time.perf_counter(), time.process_time()
+    peer_preprocess(docs, _CAL["nlp"])
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def machine_scaling(n_docs: int, peer_wall: float) -> dict:
+    """The peer loop in 2 processes at once, n_docs/2 each: how much faster 2 processes finish the
+    work than one (`peer_wall`) on this machine, with no pool start-up or IPC in the way."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(2, mp_context=ctx, initializer=_calibration_init) as ex:
+        list(ex.map(_calibration_run, [1, 1]))  # both processes started and warmed
+        t = time.perf_counter()
+        runs = list(ex.map(_calibration_run, [n_docs // 2, n_docs - n_docs // 2]))
+        wall = time.perf_counter() - t
+    print(f"calibration: the peer loop in 2 processes at once, {n_docs // 2} documents each: {wall:.2f} s wall (process CPU {[round(c, 2) for _, c in runs]})", flush=True)
+    return {"two_process_wall_s": round(wall, 2), "two_process_speedup": round(peer_wall / wall, 2)}
+
+
 def _summary(docs: list) -> list:
     return [(d.id, [(s.start, s.end) for s in d.sentences], [(t.start, t.end) for t in d.tokens], [vars(a) for a in d.abbreviations]) for d in docs]
 
@@ -180,6 +216,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="processes annotating for ours: the caller and N-1 pool processes (default 2)")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each side, interleaved; the fastest counts (default 2)")
     ap.add_argument("--skip-extra", action="store_true", help="only the cold runs of ours and the peer")
+    ap.add_argument("--calibrate", action="store_true", help="also time the peer loop in 2 processes at once (the machine's own 2-process speed-up)")
     args = ap.parse_args()
     from corpora.parallel_preprocess import PreprocessPool
     from corpora.preprocess import build_pipeline, pipeline_fingerprint, preprocess_documents
@@ -251,6 +288,8 @@ def main() -> None:
             peer_cores_used=round(peer_cpus[peer_walls.index(peer_wall)] / peer_wall, 2),
             ours_1worker_per_s=round(args.docs / one_wall, 1),
         )
+    if args.calibrate:
+        result["machine"] = machine_scaling(args.docs, peer_wall)
     result.update(
         cpus=os.cpu_count(),
         sched_autogroup=_autogroup(),
