@@ -43,8 +43,10 @@ from spacy.attrs import IS_SPACE, ORTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
-from biomodels.inference import DEFAULT_CHUNK_TOKENS, AnnotationEngine
-from biomodels.inference_runtime import iter_chunks
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported only when a component first runs: spaCy imports this module
+    from biomodels.inference import AnnotationEngine  # for every pipeline it builds, via the entry points
 from corpora.errors import ConfigError, ModelError
 from corpora.schema import Document, Entity, Passage
 from corpora.schema import Span as CharSpan
@@ -96,6 +98,9 @@ class _EngineComponent:
     def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
         """Process docs in chunks of `batch_size` docs or 64k tokens, whichever comes first (the
         engine length-sorts the sentences of a chunk, so bigger chunks pad less)."""
+        from biomodels.inference import DEFAULT_CHUNK_TOKENS
+        from biomodels.inference_runtime import iter_chunks
+
         for docs in iter_chunks(iter(stream), batch_size or self.batch_size, len, DEFAULT_CHUNK_TOKENS):
             self._process(docs)
             yield from docs
@@ -174,6 +179,8 @@ class BiomegatronNER(_EngineComponent):
         self.spans_key = spans_key
 
     def _make_engine(self, path: Path) -> AnnotationEngine:
+        from biomodels.inference import AnnotationEngine
+
         return AnnotationEngine(path, None, self.device, self.batch_tokens, self.precision)
 
     def _process(self, docs: list[Doc]) -> None:
@@ -221,6 +228,8 @@ class BiomegatronRE(_EngineComponent):
             Doc.set_extension(extension, default=None)
 
     def _make_engine(self, path: Path) -> AnnotationEngine:
+        from biomodels.inference import AnnotationEngine
+
         return AnnotationEngine(None, path, self.device, self.batch_tokens, self.precision, existing="keep")
 
     def _process(self, docs: list[Doc]) -> None:
