@@ -3,7 +3,7 @@
 The DDI corpus is CC BY-NC, so nothing of it is bundled: the files here are composed by the tests in
 the corpus's layout (inclusive charOffset ends, `;`-separated fragments, `&#xd;&#xa;` inside a
 sentence, multi-line elements). Expected offsets are computed from the composed strings with
-`str.index`, independently of the reader. The real corpus is read only when /work/shared holds it.
+`str.index`, independently of the reader. The real corpus is read only when ../shared (beside the checkout) holds it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from corpora.formats import detect_format, expand_inputs, read_documents
 from corpora.validation import check_entity_offsets, check_relation_arguments
 
 SAMPLES = Path(__file__).resolve().parent.parent / "corpora" / "samples"
-REAL_DDI = Path("/work/shared/corpora/ddi")
+REAL_DDI = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ddi"  # ../shared beside the checkout
 
 S0 = "Coadministration of ketoconazole and oral midazolam\r\nincreases plasma midazolam levels."
 S1 = "Nonheme and heme iron absorption is reduced by antacids; Maalox had no effect."
