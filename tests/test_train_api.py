@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import shutil
+from _raw_formats import raw_conll
 from collections import Counter
 from pathlib import Path
 
@@ -63,22 +64,6 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(args)
     return code, out.getvalue(), err.getvalue()
-
-
-def raw_conll(path: Path) -> list[tuple[list[str], list[str]]]:
-    sents, words, tags = [], [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            if words:
-                sents.append((words, tags))
-            words, tags = [], []
-            continue
-        w, t = line.split("\t")
-        words.append(w)
-        tags.append(t)
-    if words:
-        sents.append((words, tags))
-    return sents
 
 
 @pytest.fixture(scope="module")
