@@ -72,6 +72,10 @@ class ConfigError(BiomedError):
     """A configuration value (CLI option, config file, preset) is invalid."""
 
 
+class WorkerError(BiomedError):
+    """A worker process died, or broke the protocol with the process that started it."""
+
+
 class PartialFailure(BiomedError):
     """A run finished but some inputs failed; `summary` holds what was done and what failed."""
 

@@ -3,41 +3,40 @@
 Why not spaCy's `n_process`: it serializes `Doc`s back to the parent, and scispaCy's abbreviation
 detector stores `Span`s in `doc._`, which do not serialize (checked with spaCy 3.8 / scispaCy
 0.6.2: `nlp.pipe(texts, n_process=2)` fails with E871, "can not serialize
-'spacy.tokens.span.Span' object"). Here each worker builds the pipeline once (in its initializer)
-and exchanges only what `corpora.preprocess.annotate_tasks` takes and returns: passage texts out,
-offset lists back. Documents stay in the calling process and are annotated there, so the output
-is identical to the single-process path.
-
-Chunks of `docs_per_chunk` documents (~40 kB of text, ~100 ms of work at 32 abstracts, ~40 kB of
-offsets back) keep IPC small relative to work; at most two chunks per pool process are in flight
-and the caller holds at most `MAX_CALLER_AHEAD` chunks, so memory stays flat on inputs of any
-size; a worker that dies raises BrokenProcessPool instead of hanging.
+'spacy.tokens.span.Span' object"). Here each worker process builds the pipeline once and exchanges
+only what `corpora.preprocess.annotate_tasks` takes and returns: passage texts out, offset arrays
+back (`corpora.preprocess_worker` has the worker side and why it is not a ProcessPoolExecutor).
+Documents stay in the calling process and are annotated there, so the output is identical to the
+single-process path.
 
 `--workers N` means N processes annotate: the calling process, which already holds the pipeline,
-and N - 1 pool processes. Pool processes start with `forkserver` (fork from a clean server
-process: safe with threads in the caller) or `spawn`, and starting one costs a few CPU seconds
-(importing spaCy, compiling the tokenizer's rules); the caller annotates chunks from the start and
-whenever the oldest pool chunk is not back, so it neither waits for the start-up nor idles.
+and N - 1 pool processes. Each pool process keeps a backlog of `IN_FLIGHT_PER_PROCESS` chunks of
+`docs_per_chunk` documents (~40 kB of text and ~70 ms of work per 32 abstracts); the caller
+annotates the next chunk itself whenever the oldest pool chunk is not back yet, and holds at most
+`MAX_CALLER_AHEAD` such chunks, so memory stays flat on inputs of any size. Pool processes start
+with `forkserver` (fork from a clean server process: safe with threads in the caller) or `spawn`;
+starting one costs a couple of CPU seconds (importing spaCy, compiling the tokenizer's rules),
+during which the caller annotates alone. A worker that dies raises `WorkerError` instead of
+hanging; an exception inside a worker is raised again in the caller with the worker's traceback.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import sys
+import pickle
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
+from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
-from corpora.errors import ConfigError
+from corpora.errors import ConfigError, WorkerError
+from corpora.preprocess_worker import enlarge_pipe, serve
 from corpora.schema import Deletion, Document
 
 if TYPE_CHECKING:
     from spacy.language import Language
-
-_WORKER: dict[str, Any] = {}  # the worker process's pipeline and settings
 
 
 def preprocess_parallel(
@@ -70,6 +69,37 @@ def preprocess_parallel(
         yield from pool.preprocess(docs)
 
 
+class _Worker:
+    """One pool process and the calling process's ends of its two pipes."""
+
+    def __init__(self, ctx: Any, spacy_model: str | None, batch_size: int, index: int) -> None:
+        tasks_in, self.tasks = ctx.Pipe(duplex=False)
+        self.results, results_out = ctx.Pipe(duplex=False)
+        enlarge_pipe(self.tasks)
+        enlarge_pipe(self.results)
+        self.process = ctx.Process(
+            target=serve, args=(tasks_in, results_out, spacy_model, batch_size), name=f"preprocess-worker-{index}", daemon=True
+        )
+        self.process.start()
+        tasks_in.close()  # the worker holds these ends now
+        results_out.close()
+        self.ready = False
+        self.outstanding: deque[int] = deque()  # chunks sent and not answered, oldest first
+        self.answers: dict[int, list] = {}
+        self.abandoned: set[int] = set()  # chunks of a `preprocess` call that stopped early
+
+    def send(self, seq: int, tasks: list) -> None:
+        try:
+            self.tasks.send_bytes(pickle.dumps((seq, tasks), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:  # a broken pipe: the process is gone
+            self.process.join(timeout=5)
+            raise WorkerError(
+                f"preprocessing worker {self.process.name} died with exit code {self.process.exitcode} (killed: out of "
+                f"memory?); {len(self.outstanding)} chunks were lost"
+            ) from exc
+        self.outstanding.append(seq)
+
+
 class PreprocessPool:
     """`processes` worker processes that each hold `build_pipeline(spacy_model)`, reusable.
 
@@ -82,6 +112,11 @@ class PreprocessPool:
     # Chunks the caller may hold ahead of the oldest unfinished pool chunk (bounds memory when a
     # worker is slow to start or to answer).
     MAX_CALLER_AHEAD = 64
+    # Chunks queued per pool process: enough work (~0.3 s) that the worker keeps annotating while
+    # the caller is busy with a chunk of its own or a garbage collection.
+    IN_FLIGHT_PER_PROCESS = 4
+    # How long `close` lets workers finish what they hold before terminating them.
+    CLOSE_TIMEOUT_S = 30.0
 
     def __init__(
         self,
@@ -99,6 +134,11 @@ class PreprocessPool:
             raise ConfigError(f"a preprocessing pool needs at least 1 process, got {processes}")
         if docs_per_chunk < 1:
             raise ConfigError(f"docs_per_chunk must be at least 1, got {docs_per_chunk}")
+        if multiprocessing.current_process().daemon:
+            raise ConfigError(
+                f"--workers {processes + 1}: this process is a daemon (a Dask or multiprocessing worker) and may not start "
+                "worker processes; use --workers 1 there and let the task runner spread shards over processes"
+            )
         self.processes = processes
         self.spacy_model = spacy_model
         self.batch_size = batch_size
@@ -107,8 +147,16 @@ class PreprocessPool:
         self.expected = pipeline_fingerprint(nlp)["hash"] if nlp is not None else None
         self.chunks_in_workers = 0
         self.chunks_in_caller = 0
+        self._seq = 0
+        self._closed = False
         ctx = multiprocessing.get_context(start_method or _default_start_method())
-        self._executor = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_worker, initargs=(spacy_model, batch_size))
+        self._workers: list[_Worker] = []
+        try:
+            for i in range(processes):
+                self._workers.append(_Worker(ctx, spacy_model, batch_size, i))
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> PreprocessPool:
         return self
@@ -118,11 +166,33 @@ class PreprocessPool:
 
     @property
     def worker_pids(self) -> list[int]:
-        """Process ids of the workers started so far (for monitoring: CPU, memory)."""
-        return sorted((self._executor._processes or {}).keys())
+        """Process ids of the workers (for monitoring: CPU, memory)."""
+        return sorted(w.process.pid for w in self._workers if w.process.pid is not None)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the workers: they drop chunks not started yet, finish the current one and exit."""
+        if self._closed:
+            return
+        self._closed = True
+        for w in self._workers:
+            try:
+                w.tasks.send_bytes(pickle.dumps(None))
+            except OSError:
+                pass  # already gone
+            w.tasks.close()
+        deadline = time.monotonic() + self.CLOSE_TIMEOUT_S
+        for w in self._workers:
+            while w.process.is_alive() and (left := deadline - time.monotonic()) > 0:
+                if w.results in wait([w.results, w.process.sentinel], timeout=left):
+                    try:
+                        w.results.recv_bytes()  # drain, so a worker blocked writing can finish
+                    except (EOFError, OSError):
+                        break
+            w.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.terminate()
+                w.process.join()
+            w.results.close()
 
     def preprocess(self, docs: Iterable[Document | Deletion], *, caller_helps: bool = True) -> Iterator[Document | Deletion]:
         """Annotate `docs` in place and yield them in order (Deletions pass through).
@@ -130,81 +200,125 @@ class PreprocessPool:
         `caller_helps=False` keeps the calling process out of the annotation even when the pool
         has its pipeline (all chunks go to the workers).
         """
+        if self._closed:
+            raise ConfigError("this PreprocessPool is closed")
+        helps = caller_helps and self.nlp is not None
+        # Each entry: (chunk of items, the worker annotating it or None, its seq or its results).
+        pending: deque[tuple[list, _Worker | None, Any]] = deque()
+        try:
+            yield from self._run(iter(docs), pending, helps)
+        finally:
+            for _, w, seq in pending:  # left behind by a caller that stopped iterating (or an error)
+                if w is not None:
+                    w.answers.pop(seq, None)
+                    if seq in w.outstanding:
+                        w.abandoned.add(seq)
+
+    def _run(self, items: Iterator, pending: deque, helps: bool) -> Iterator[Document | Deletion]:
         from corpora.preprocess import annotate_tasks, apply_results, document_task
 
-        helps = caller_helps and self.nlp is not None
-        items = iter(docs)
-        # Each entry: (chunk of items, Future of its results, or results computed here), in order.
-        pending: deque[tuple[list, Future | list]] = deque()
         exhausted = False
-        in_flight = ahead = 0
+        ahead = 0
         while True:
-            while not exhausted and in_flight < 2 * self.processes:
-                chunk = list(islice(items, self.docs_per_chunk))
-                if not chunk:
-                    exhausted = True
-                    break
-                tasks = [document_task(d) for d in chunk if isinstance(d, Document)]
-                pending.append((chunk, self._executor.submit(_work, tasks)))
-                in_flight += 1
-                self.chunks_in_workers += 1
-            if not pending:
-                return
-            chunk, result = pending[0]
-            if isinstance(result, Future):
-                if helps and not exhausted and ahead < self.MAX_CALLER_AHEAD and not result.done():
-                    # The oldest pool chunk is not back: annotate the next chunk here meanwhile.
-                    local = list(islice(items, self.docs_per_chunk))
-                    if local:
-                        tasks = [document_task(d) for d in local if isinstance(d, Document)]
-                        pending.append((local, annotate_tasks(self.nlp, tasks, self.batch_size)))
-                        self.chunks_in_caller += 1
-                        ahead += 1
-                    else:
+            for w in self._workers:
+                while not exhausted and w.ready and len(w.outstanding) < self.IN_FLIGHT_PER_PROCESS:
+                    chunk = list(islice(items, self.docs_per_chunk))
+                    if not chunk:
                         exhausted = True
+                        break
+                    self._seq += 1
+                    w.send(self._seq, [document_task(d) for d in chunk if isinstance(d, Document)])
+                    pending.append((chunk, w, self._seq))
+                    self.chunks_in_workers += 1
+                self._collect(w, block=False)
+            if not pending:
+                if exhausted:
+                    return
+                if not helps:
+                    self._wait_for_any()  # nothing to do until a worker is ready
                     continue
-                try:
-                    fingerprint, results = result.result()
-                except BrokenProcessPool as exc:
-                    exc.add_note(
-                        f"preprocessing worker (pipeline {self.spacy_model or 'blank:en'}) died: killed (out of memory?) "
-                        "or failed while building its pipeline"
-                    )
-                    raise
-                in_flight -= 1
-                if self.expected is not None and fingerprint != self.expected:
-                    raise ConfigError(f"worker pipeline fingerprint {fingerprint} differs from the caller's {self.expected}")
-            else:
-                results = result
+            chunk, worker, ref = pending[0] if pending else (None, None, None)
+            if worker is not None and ref in worker.answers:
+                results = worker.answers.pop(ref)
+            elif worker is None and chunk is not None:
+                results = ref
                 ahead -= 1
+            elif helps and not exhausted and ahead < self.MAX_CALLER_AHEAD:
+                # The oldest pool chunk is not back (or no worker is ready yet): annotate one here.
+                local = list(islice(items, self.docs_per_chunk))
+                if local:
+                    tasks = [document_task(d) for d in local if isinstance(d, Document)]
+                    pending.append((local, None, annotate_tasks(self.nlp, tasks, self.batch_size)))
+                    self.chunks_in_caller += 1
+                    ahead += 1
+                else:
+                    exhausted = True
+                continue
+            else:
+                self._collect(worker, block=True)
+                continue
             pending.popleft()
             apply_results(chunk, results)
             yield from chunk
 
+    def wait_ready(self) -> PreprocessPool:
+        """Block until every worker has built its pipeline (raises what a worker raised doing so)."""
+        for w in self._workers:
+            while not w.ready:
+                self._collect(w, block=True)
+        return self
+
+    def _wait_for_any(self) -> None:
+        ready = wait([w.results for w in self._workers] + [w.process.sentinel for w in self._workers])
+        for w in self._workers:
+            if w.results in ready or w.process.sentinel in ready:
+                self._collect(w, block=True)
+
+    def _collect(self, w: _Worker, *, block: bool) -> None:
+        """Read every answer `w` has sent; with `block`, wait for at least one (or its death)."""
+        while True:
+            if not w.results.poll():
+                if not block:
+                    return
+                if w.results not in wait([w.results, w.process.sentinel]):
+                    raise WorkerError(
+                        f"preprocessing worker {w.process.name} (pipeline {self.spacy_model or 'blank:en'}) died with exit "
+                        f"code {w.process.exitcode}: killed (out of memory?) or crashed; {len(w.outstanding)} chunks were lost"
+                    )
+            try:
+                message = pickle.loads(w.results.recv_bytes())
+            except (EOFError, OSError) as exc:
+                w.process.join(timeout=5)
+                raise WorkerError(
+                    f"preprocessing worker {w.process.name} closed its pipe (exit code {w.process.exitcode}) with "
+                    f"{len(w.outstanding)} chunks unanswered"
+                ) from exc
+            self._accept(w, message)
+            block = False
+
+    def _accept(self, w: _Worker, message: tuple) -> None:
+        kind = message[0]
+        if kind == "ready":
+            if self.expected is not None and message[1] != self.expected:
+                raise ConfigError(f"worker pipeline fingerprint {message[1]} differs from the caller's {self.expected}")
+            w.ready = True
+            return
+        seq = message[1]
+        if seq >= 0:
+            expected = w.outstanding.popleft()
+            if seq != expected:
+                raise WorkerError(f"preprocessing worker {w.process.name} answered chunk {seq}, expected {expected}")
+            if seq in w.abandoned:
+                w.abandoned.discard(seq)
+                return  # nobody is waiting for it, not even for its failure
+        if kind == "done":
+            w.answers[seq] = message[2]
+        else:
+            _, seq, exc, text = message
+            where = "while building its pipeline" if seq < 0 else f"on chunk {seq}"
+            exc.add_note(f"raised in preprocessing worker {w.process.name} {where}:\n{text}")
+            raise exc
+
 
 def _default_start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-
-
-def _init_worker(spacy_model: str | None, batch_size: int) -> None:
-    """Build the pipeline once per worker process."""
-    block_torch = spacy_model is None and "torch" not in sys.modules
-    if block_torch:
-        # thinc imports torch when it can (seconds per process); the rule-based pipeline never uses
-        # it, so hide it while spaCy is imported (this worker process only), then unhide it.
-        sys.modules["torch"] = None  # type: ignore[assignment]
-    try:
-        from corpora.preprocess import build_pipeline, pipeline_fingerprint
-    finally:
-        if block_torch:
-            del sys.modules["torch"]
-
-    nlp = build_pipeline(spacy_model)
-    _WORKER.update(nlp=nlp, batch_size=batch_size, fingerprint=pipeline_fingerprint(nlp)["hash"])
-
-
-def _work(tasks: list) -> tuple[str, list]:
-    """Annotate one chunk in a worker: plain tuples in, plain offset lists out."""
-    from corpora.preprocess import annotate_tasks
-
-    return _WORKER["fingerprint"], annotate_tasks(_WORKER["nlp"], tasks, _WORKER["batch_size"])

@@ -4,8 +4,8 @@ Each passage goes through the pipeline on its own (no sentence crosses a passage
 offsets are shifted by the passage start, so every offset points into `Document.text` and the text
 itself is never rewritten. The pipeline's output is turned into plain integers right after
 `nlp.pipe` (scispaCy keeps abbreviations as `Span`s in `doc._`, which neither pickle nor survive a
-process boundary): `annotate_tasks` takes and returns only tuples, lists, strings and ints, which is
-what `corpora.parallel_preprocess` ships between processes. One code path serves 1 and N workers.
+process boundary): `annotate_tasks` takes and returns only tuples, lists, strings, ints and int
+arrays, which is what `corpora.parallel_preprocess` ships between processes. One code path serves 1 and N workers.
 
 Offsets, precisely: a token is a non-whitespace spaCy token; a sentence starts at its first
 non-whitespace token and ends after its last one, so the sentences of a passage never overlap and
@@ -29,12 +29,12 @@ import scispacy.abbreviation  # noqa: F401  (registers the "abbreviation_detecto
 import spacy
 from scispacy.custom_tokenizer import combined_rule_tokenizer
 from scispacy.version import VERSION as SCISPACY_VERSION
-from spacy.attrs import IDX, IS_SPACE, LENGTH
-from spacy.matcher import Matcher
 
+from corpora.abbreviation_matchers import use_array_matchers
 from corpora.errors import ConfigError, MalformedInputError
 from corpora.schema import Abbreviation, Deletion, Document, Span
 from corpora.sentence_segmentation import COMPONENT_NAME, RULES_VERSION
+from corpora.token_offsets import ChunkOffsets
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -60,7 +60,8 @@ _SAFE_CUTS = (re.compile(r"\n[^\S\n]*\n"), re.compile(r"\n"), re.compile(r"[.!?]
 PassageTask = tuple[str, str, int]  # passage id, text, start offset in the document text
 DocTask = tuple[str, tuple[PassageTask, ...]]  # document id, passages in text order
 AbbrevTuple = tuple[str, str, int, int, int, int]  # short, long, short start/end, long start/end
-DocResult = tuple[list[int], list[int], list[AbbrevTuple], list[str]]  # sentences, tokens (flat pairs), abbreviations, warnings
+# sentences and tokens as (n, 2) int64 arrays of [start, end) offsets, abbreviations, warnings
+DocResult = tuple[np.ndarray, np.ndarray, list[AbbrevTuple], list[str]]
 
 
 def build_pipeline(spacy_model: str | None = None) -> Language:
@@ -80,23 +81,9 @@ def build_pipeline(spacy_model: str | None = None) -> Language:
         nlp.add_pipe(COMPONENT_NAME)
     else:
         nlp = _load_model(spacy_model)
-    _bound_parenthesis_matcher(nlp.add_pipe("abbreviation_detector"))
+    use_array_matchers(nlp.add_pipe("abbreviation_detector"))
     nlp.meta[_SPEC_KEY] = {"spacy_model": spacy_model}
     return nlp
-
-
-def _bound_parenthesis_matcher(detector: object) -> None:
-    """Make scispaCy's "( any+ )" candidate pattern "( any{1,8} )": same output, linear time.
-
-    The unbounded pattern matches every "(" with every later ")", so a long passage costs time
-    quadratic in its brackets (a 1M-character passage took minutes); `filter_matches` then drops
-    every candidate with more than 8 tokens inside the brackets, which the bound drops up front.
-    """
-    if not isinstance(getattr(detector, "matcher", None), Matcher):
-        return  # a scispaCy without this attribute: keep its own matcher
-    matcher = Matcher(detector.matcher.vocab)
-    matcher.add("parenthesis", [[{"ORTH": "("}, {"OP": "{1,8}"}, {"ORTH": ")"}]])
-    detector.matcher = matcher
 
 
 def _load_model(name: str) -> Language:
@@ -212,8 +199,8 @@ def apply_result(doc: Document, result: DocResult) -> Document:
     sentences, tokens, abbreviations, notes = result
     for note in notes:
         logger.warning(note)
-    doc.sentences = [Span(s, e) for s, e in zip(sentences[::2], sentences[1::2])]
-    doc.tokens = [Span(s, e) for s, e in zip(tokens[::2], tokens[1::2])]
+    doc.sentences = list(map(Span, sentences[:, 0].tolist(), sentences[:, 1].tolist()))
+    doc.tokens = list(map(Span, tokens[:, 0].tolist(), tokens[:, 1].tolist()))
     doc.abbreviations = [
         Abbreviation(f"{doc.id}-abbr{i}", short, long, [ss, se], [ls, le])
         for i, (short, long, ss, se, ls, le) in enumerate(abbreviations)
@@ -229,16 +216,18 @@ def annotate_tasks(nlp: Language, tasks: Sequence[DocTask], batch_size: int = DE
         for p, (pid, text, start) in enumerate(passages):
             for piece, offset in _pieces(text, nlp.max_length, f"document {doc_id}, passage {pid}", notes[t]):
                 pieces.append((piece, (t, p, start + offset)))
-    found: list[list[tuple[list[int], list[int], list[tuple[int, int, int, int]]]]] = [
-        [([], [], []) for _ in passages] for _, passages in tasks
-    ]
+    offsets = ChunkOffsets(len(tasks))
+    found: list[list[list[tuple[int, int, int, int]]]] = [[[] for _ in passages] for _, passages in tasks]
     with warnings.catch_warnings():
-        # scispaCy runs its per-document matcher even when it has no patterns (W036).
+        # A scispaCy whose detector keeps spaCy's global matcher runs it empty on every text (W036).
         warnings.filterwarnings("ignore", message=r"\[W036\]")
         for doc, (t, p, offset) in nlp.pipe(pieces, as_tuples=True, batch_size=batch_size):
-            sents, toks, abbrs = found[t][p]
-            _extract(doc, offset, sents, toks, abbrs)
-    return [_document_result(task, per_passage, note) for task, per_passage, note in zip(tasks, found, notes)]
+            offsets.add(doc, offset, t)
+            _take_abbreviations(doc, offset, found[t][p])
+    return [
+        _document_result(task, sentences, tokens, per_passage, note)
+        for task, (sentences, tokens), per_passage, note in zip(tasks, offsets.results(), found, notes)
+    ]
 
 
 def _pieces(text: str, max_length: int, where: str, notes: list[str]) -> Iterator[tuple[str, int]]:
@@ -298,40 +287,26 @@ def _cut_points(text: str, max_length: int) -> list[int]:
     return cuts
 
 
-def _extract(doc: Doc, offset: int, sents: list[int], toks: list[int], abbrs: list[tuple[int, int, int, int]]) -> None:
-    """Append `doc`'s sentences, tokens and abbreviations, shifted by `offset`, as plain ints."""
-    if len(doc) == 0:
-        return
-    arr = doc.to_array([IDX, LENGTH, IS_SPACE]).astype(np.int64)
-    content = np.flatnonzero(arr[:, 2] == 0)
-    if len(content) == 0:
-        return
-    starts = arr[content, 0] + offset
-    ends = starts + arr[content, 1]
-    toks.extend(np.column_stack((starts, ends)).ravel().tolist())
-    bounds = np.array([(s.start, s.end) for s in doc.sents], dtype=np.int64)
-    first = np.searchsorted(content, bounds[:, 0])
-    last = np.searchsorted(content, bounds[:, 1]) - 1
-    keep = first <= last
-    sents.extend(np.column_stack((starts[first[keep]], ends[last[keep]])).ravel().tolist())
+def _take_abbreviations(doc: Doc, offset: int, abbrs: list[tuple[int, int, int, int]]) -> None:
+    """Append `doc`'s abbreviations (short start/end, long start/end, shifted by `offset`) and drop
+    scispaCy's Spans: they live in `doc.user_data` and point back at `doc`, a cycle only the
+    garbage collector would otherwise free."""
     for short in doc._.abbreviations:
         long = short._.long_form
         abbrs.append((short.start_char + offset, short.end_char + offset, long.start_char + offset, long.end_char + offset))
-    doc._.abbreviations = []  # drop the Span references now
+    doc.user_data.clear()
 
 
-def _document_result(task: DocTask, per_passage: list, notes: list[str]) -> DocResult:
-    """Join a document's passages and resolve abbreviations across them (title uses of a short form
-    defined in the abstract count too), sorted by position, with their strings."""
+def _document_result(
+    task: DocTask, sentences: np.ndarray, tokens: np.ndarray, per_passage: list[list[tuple[int, int, int, int]]], notes: list[str]
+) -> DocResult:
+    """A document's offsets with its abbreviations resolved across passages (title uses of a short
+    form defined in the abstract count too), sorted by position, with their strings."""
     _, passages = task
-    sentences: list[int] = []
-    tokens: list[int] = []
     definitions: dict[str, tuple[int, int]] = {}
     occurrences: set[tuple[int, int, int, int]] = set()
     texts = {}
-    for (pid, text, start), (sents, toks, abbrs) in zip(passages, per_passage):
-        sentences.extend(sents)
-        tokens.extend(toks)
+    for (pid, text, start), abbrs in zip(passages, per_passage):
         texts[start] = text
         for ss, se, ls, le in abbrs:
             occurrences.add((ss, se, ls, le))
@@ -339,7 +314,7 @@ def _document_result(task: DocTask, per_passage: list, notes: list[str]) -> DocR
             if short not in definitions or (ls, le) < definitions[short]:
                 definitions[short] = (ls, le)
     if definitions and len(passages) > 1:
-        occurrences |= _uses_in_other_passages(passages, per_passage, definitions, occurrences)
+        occurrences |= _uses_in_other_passages(passages, per_passage, tokens, definitions, occurrences)
     by_start = sorted(texts)
     abbreviations = []
     for ss, se, ls, le in sorted(occurrences):
@@ -349,17 +324,23 @@ def _document_result(task: DocTask, per_passage: list, notes: list[str]) -> DocR
 
 
 def _uses_in_other_passages(
-    passages: tuple[PassageTask, ...], per_passage: list, definitions: dict[str, tuple[int, int]], known: set
+    passages: tuple[PassageTask, ...],
+    per_passage: list[list[tuple[int, int, int, int]]],
+    tokens: np.ndarray,
+    definitions: dict[str, tuple[int, int]],
+    known: set,
 ) -> set[tuple[int, int, int, int]]:
     """Occurrences, at token boundaries, of defined short forms in passages that lack them."""
     found = set()
     known_shorts = {(ss, se) for ss, se, _, _ in known}
-    for (pid, text, start), (_, toks, abbrs) in zip(passages, per_passage):
+    for (pid, text, start), abbrs in zip(passages, per_passage):
         local = {text[ss - start : se - start] for ss, se, _, _ in abbrs}
-        token_starts, token_ends = set(toks[::2]), set(toks[1::2])
-        for short, (ls, le) in definitions.items():
-            if short in local or not _propagates(short):
-                continue  # scispaCy already found this passage's uses (or a different definition)
+        wanted = [(short, long) for short, long in definitions.items() if short not in local and _propagates(short)]
+        if not wanted:
+            continue  # scispaCy already found this passage's uses (or a different definition)
+        inside = tokens[(tokens[:, 0] >= start) & (tokens[:, 1] <= start + len(text))]
+        token_starts, token_ends = set(inside[:, 0].tolist()), set(inside[:, 1].tolist())
+        for short, (ls, le) in wanted:
             i = text.find(short)
             while i >= 0:
                 ss, se = start + i, start + i + len(short)

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from corpora.errors import PartialFailure
-from corpora.preprocess_shard import preprocess_producer
+from corpora.preprocess_shard import close_shared_pools, preprocess_producer
 from corpora.store import DatasetStore, open_dataset
 from pipelines.fanout import collect_reports
 from pipelines.reporting import RunSummary, publish_table
@@ -23,7 +23,8 @@ def preprocess_flow(
     """Preprocess each shard of `dataset` into `out` (same shard names).
 
     One mapped task per shard. With the default runner (`biomed preprocess` sets one thread) shards
-    run one after another, each over `workers` processes; on a Dask cluster they fan out. Unchanged
+    run one after another over `workers` processes (one pool of `workers - 1` processes started
+    for the whole run); on a Dask cluster they fan out. Unchanged
     shards are skipped; shards whose input is gone are removed.
     """
     source = open_dataset(dataset)
@@ -35,7 +36,10 @@ def preprocess_flow(
         unmapped(dataset), shards, unmapped(out), spacy_model=unmapped(spacy_model), workers=unmapped(workers), force=unmapped(force)
     )
     labels = [(str(source.shard_path(s)), s) for s in shards]
-    summary.reports = collect_reports(list(futures), labels, "preprocess", progress)
+    try:
+        summary.reports = collect_reports(list(futures), labels, "preprocess", progress)
+    finally:
+        close_shared_pools()  # the shards shared one pool of worker processes (workers > 1)
     pruned = target.prune(set(shards))
     if pruned:
         summary.extra["removed (input shard gone)"] = len(pruned)

@@ -256,10 +256,14 @@ def test_two_workers_give_identical_output(nlp):
     one = [d.to_dict() for d in preprocess_documents(_subset(), nlp, docs_per_chunk=3)]
     # workers=2: this process and one pool process annotate, chunks interleaved; order is kept.
     with PreprocessPool(None, 1, nlp=nlp, docs_per_chunk=3) as pool:
+        # The worker takes a second or two to start: the caller annotates alone until it is ready.
         two = [d.to_dict() for d in pool.preprocess(_subset())]
         assert two == one
-        # The worker takes seconds to start, so the caller annotated chunks meanwhile.
-        assert pool.chunks_in_workers >= 2 and pool.chunks_in_caller >= 1
+        pool.wait_ready()
+        before = pool.chunks_in_caller
+        both = [d.to_dict() for d in pool.preprocess(_subset())]
+        assert both == one
+        assert pool.chunks_in_workers >= 2 and pool.chunks_in_caller > before
         # Workers only, with a Deletion passing through in place.
         items: list = _subset()[:20]
         items.insert(5, Deletion("12345"))
@@ -286,6 +290,55 @@ def test_pipeline_not_from_build_pipeline_cannot_go_parallel():
 
     with pytest.raises(ConfigError, match="build_pipeline"):
         list(preprocess_documents(_subset()[:2], spacy.blank("en"), workers=2))
+
+
+def test_pool_survives_a_caller_that_stops_early(nlp):
+    one = [d.to_dict() for d in preprocess_documents(_subset(), nlp, docs_per_chunk=3)]
+    with PreprocessPool(None, 1, nlp=nlp, docs_per_chunk=3) as pool:
+        pool.wait_ready()
+        stream = pool.preprocess(_subset())
+        first = [next(stream).to_dict() for _ in range(4)]
+        stream.close()  # chunks still out in the worker are dropped when they come back
+        assert first == one[:4]
+        assert [d.to_dict() for d in pool.preprocess(_subset())] == one
+
+
+def test_worker_exception_is_raised_in_the_caller_with_its_traceback(nlp):
+    bad = _subset()[:3]
+    bad[1].passages[0].text = 12345  # not a string: the pipeline fails on it inside the worker
+    with PreprocessPool(None, 1, nlp=nlp, docs_per_chunk=1) as pool:
+        with pytest.raises(AttributeError) as info:
+            list(pool.preprocess(bad, caller_helps=False))
+        assert any("raised in preprocessing worker" in note and "Traceback" in note for note in info.value.__notes__)
+        # the pool still works afterwards
+        good = _subset()[:2]
+        assert [d.to_dict() for d in pool.preprocess(good, caller_helps=False)] == [
+            d.to_dict() for d in preprocess_documents(_subset()[:2], nlp)
+        ]
+
+
+def test_killed_worker_raises_worker_error(nlp):
+    import os
+    import signal
+
+    from corpora.errors import WorkerError
+
+    with PreprocessPool(None, 1, nlp=nlp) as pool:
+        pool.wait_ready()
+        os.kill(pool.worker_pids[0], signal.SIGKILL)
+        with pytest.raises(WorkerError, match="preprocessing worker .* (died|closed its pipe)"):
+            list(pool.preprocess(_subset(), caller_helps=False))
+
+
+def test_daemon_process_cannot_start_workers(nlp, monkeypatch):
+    import multiprocessing
+
+    class Daemon:
+        daemon = True
+
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: Daemon())
+    with pytest.raises(ConfigError, match="daemon .* --workers 1"):
+        PreprocessPool(None, 1, nlp=nlp)
 
 
 # --- pipeline, model, fingerprint --------------------------------------------------------------
@@ -340,19 +393,6 @@ def test_model_path_uses_the_models_sentence_boundaries(tmp_path):
     plain.to_disk(tmp_path / "plain")
     with pytest.raises(ConfigError, match="no parser or senter"):
         build_pipeline(str(tmp_path / "plain"))
-
-
-def test_bounded_parenthesis_matcher_finds_what_scispacy_finds(nlp):
-    import spacy
-    from scispacy.custom_tokenizer import combined_rule_tokenizer
-
-    reference = spacy.blank("en")
-    reference.tokenizer = combined_rule_tokenizer(reference)
-    reference.add_pipe("abbreviation_detector")  # scispaCy's own, unbounded pattern
-    texts = [p.text for d in list(read_pubtator(CDR))[:30] for p in d.passages]
-    for ours, theirs in zip(nlp.pipe(texts), reference.pipe(texts)):
-        key = lambda doc: sorted((a.start_char, a.end_char, a._.long_form.start_char, a._.long_form.end_char) for a in doc._.abbreviations)
-        assert key(ours) == key(theirs)
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -59,3 +59,26 @@ def test_preprocess_flow_adds_offsets_and_skips_reruns(small_dataset: Path, tmp_
     monkeypatch.setattr(ps, "preprocess_producer", real)
     preprocess_flow(str(small_dataset), str(out), progress=False)
     assert gone.name not in {p.name for p in (out / "data").iterdir()}
+
+
+def test_shards_share_one_worker_pool(small_dataset: Path, tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import corpora.parallel_preprocess as pp
+    import corpora.preprocess_shard as ps
+    from pipelines.preprocess_flow import preprocess_flow
+
+    started = []
+    real_init = pp.PreprocessPool.__init__
+
+    def counting_init(self, *args, **kwargs):
+        started.append(args)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(pp.PreprocessPool, "__init__", counting_init)
+    preprocess_flow(str(small_dataset), str(tmp_path / "one"), progress=False)
+    assert started == []
+    two = preprocess_flow(str(small_dataset), str(tmp_path / "two"), workers=2, progress=False)
+    assert [r["status"] for r in two.reports] == ["written"] * 3
+    assert started == [(None, 1)]  # one pool of one process for all three shards
+    assert ps._POOLS == {}  # stopped at the end of the run
+    one = {d.id: d.to_dict() for d in open_dataset(tmp_path / "one").iter_documents()}
+    assert {d.id: d.to_dict() for d in open_dataset(tmp_path / "two").iter_documents()} == one
