@@ -89,15 +89,23 @@ class _Worker:
         self.abandoned: set[int] = set()  # chunks of a `preprocess` call that stopped early
 
     def send(self, seq: int, tasks: list) -> None:
+        self._write((seq, tasks))
+        self.outstanding.append(seq)
+
+    def cancel(self, seq: int) -> None:
+        """Ask the worker to skip chunk `seq` (if it has not started it); its answer is dropped."""
+        self._write(("cancel", seq))
+        self.abandoned.add(seq)
+
+    def _write(self, message: tuple) -> None:
         try:
-            self.tasks.send_bytes(pickle.dumps((seq, tasks), protocol=pickle.HIGHEST_PROTOCOL))
+            self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as exc:  # a broken pipe: the process is gone
             self.process.join(timeout=5)
             raise WorkerError(
                 f"preprocessing worker {self.process.name} died with exit code {self.process.exitcode} (killed: out of "
                 f"memory?); {len(self.outstanding)} chunks were lost"
             ) from exc
-        self.outstanding.append(seq)
 
 
 class PreprocessPool:
@@ -106,7 +114,8 @@ class PreprocessPool:
     `nlp`, when given, must be `build_pipeline(spacy_model)` in the calling process (its
     fingerprint is checked against the workers'): the caller then annotates a chunk itself
     whenever the oldest chunk is not back from the pool yet, so it works while the workers start
-    and never idles. `chunks_in_workers` and `chunks_in_caller` count where chunks ran.
+    and, once every chunk is handed out, takes back chunks a worker has not started instead of
+    waiting for its backlog. `chunks_in_workers` and `chunks_in_caller` count where chunks ran.
     """
 
     # Chunks the caller may hold ahead of the oldest unfinished pool chunk (bounds memory when a
@@ -147,6 +156,7 @@ class PreprocessPool:
         self.expected = pipeline_fingerprint(nlp)["hash"] if nlp is not None else None
         self.chunks_in_workers = 0
         self.chunks_in_caller = 0
+        self.chunks_taken_back = 0  # sent to a worker, then annotated by the caller at the end of a run
         self._seq = 0
         self._closed = False
         ctx = multiprocessing.get_context(start_method or _default_start_method())
@@ -254,12 +264,34 @@ class PreprocessPool:
                 else:
                     exhausted = True
                 continue
+            elif helps and exhausted and (stolen := self._steal(pending)) is not None:
+                # Nothing left to hand out and the caller would wait: take back a chunk the worker
+                # has probably not started, so the run does not end on one process's backlog.
+                i, chunk = stolen
+                tasks = [document_task(d) for d in chunk if isinstance(d, Document)]
+                pending[i] = (chunk, None, annotate_tasks(self.nlp, tasks, self.batch_size))
+                self.chunks_in_caller += 1
+                self.chunks_in_workers -= 1
+                self.chunks_taken_back += 1
+                ahead += 1
+                continue
             else:
                 self._collect(worker, block=True)
                 continue
             pending.popleft()
             apply_results(chunk, results)
             yield from chunk
+
+    @staticmethod
+    def _steal(pending: deque) -> tuple[int, list] | None:
+        """The newest pending pool chunk that its worker has not answered and is not working on
+        (its oldest outstanding chunk), cancelled there; None when there is none."""
+        for i in range(len(pending) - 1, 0, -1):
+            chunk, w, seq = pending[i]
+            if w is not None and seq not in w.answers and seq in w.outstanding and w.outstanding[0] != seq:
+                w.cancel(seq)
+                return i, chunk
+        return None
 
     def wait_ready(self) -> PreprocessPool:
         """Block until every worker has built its pipeline (raises what a worker raised doing so)."""
@@ -311,6 +343,8 @@ class PreprocessPool:
             if seq in w.abandoned:
                 w.abandoned.discard(seq)
                 return  # nobody is waiting for it, not even for its failure
+        if kind == "cancelled":
+            raise WorkerError(f"preprocessing worker {w.process.name} skipped chunk {seq}, which was not cancelled")
         if kind == "done":
             w.answers[seq] = message[2]
         else:

@@ -9,10 +9,12 @@ collection in the caller). Here the worker keeps its own backlog: a receiver thr
 from the pipe as soon as they arrive and a sender thread writes results back, so the annotating
 thread never waits on the caller while the caller keeps a few chunks queued.
 
-Protocol (pickled messages over two one-way pipes): the caller sends `(seq, tasks)` and finally
-`None`; the worker answers `("ready", fingerprint)` once its pipeline is built, then
-`("done", seq, results)` or `("failed", seq, exception, traceback text)` per chunk, in order. A
-worker that cannot build its pipeline answers `("failed", -1, ...)` and exits.
+Protocol (pickled messages over two one-way pipes): the caller sends `(seq, tasks)`, possibly
+`("cancel", seq)` for a chunk it has taken back, and finally `None`; the worker answers
+`("ready", fingerprint)` once its pipeline is built, then per chunk, in order, `("done", seq,
+results)`, `("failed", seq, exception, traceback text)` or `("cancelled", seq)` (a cancelled
+chunk it had not started). A worker that cannot build its pipeline answers `("failed", -1, ...)`
+and exits.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def serve(tasks_in: Any, results_out: Any, spacy_model: str | None, batch_size: 
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     outbox: queue.SimpleQueue = queue.SimpleQueue()
     stop = threading.Event()
-    receiver = threading.Thread(target=_receive, args=(tasks_in, inbox, stop), daemon=True)
+    cancelled: set[int] = set()
+    receiver = threading.Thread(target=_receive, args=(tasks_in, inbox, stop, cancelled), daemon=True)
     sender = threading.Thread(target=_send, args=(results_out, outbox), daemon=True)
     receiver.start()
     sender.start()
@@ -68,6 +71,10 @@ def serve(tasks_in: Any, results_out: Any, spacy_model: str | None, batch_size: 
         if stop.is_set():
             continue  # the caller has gone: drop what is left
         seq, tasks = message
+        if seq in cancelled:
+            cancelled.discard(seq)
+            outbox.put(_dump(("cancelled", seq)))
+            continue
         try:
             outbox.put(_dump(("done", seq, annotate_tasks(nlp, tasks, batch_size))))
         except BaseException as exc:
@@ -91,8 +98,9 @@ def _build(spacy_model: str | None) -> tuple[Any, str]:
     return nlp, pipeline_fingerprint(nlp)["hash"]
 
 
-def _receive(tasks_in: Any, inbox: queue.SimpleQueue, stop: threading.Event) -> None:
-    """Move chunks from the pipe into `inbox` as they arrive; `None` (or a closed pipe) ends it."""
+def _receive(tasks_in: Any, inbox: queue.SimpleQueue, stop: threading.Event, cancelled: set[int]) -> None:
+    """Move chunks from the pipe into `inbox` as they arrive and note cancellations; `None` (or a
+    closed pipe) ends it."""
     while True:
         try:
             message = pickle.loads(tasks_in.recv_bytes())
@@ -102,7 +110,10 @@ def _receive(tasks_in: Any, inbox: queue.SimpleQueue, stop: threading.Event) -> 
             stop.set()
             inbox.put(None)
             return
-        inbox.put(message)
+        if message[0] == "cancel":
+            cancelled.add(message[1])
+        else:
+            inbox.put(message)
 
 
 def _send(results_out: Any, outbox: queue.SimpleQueue) -> None:

@@ -7,6 +7,7 @@ not copied from the code's output.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from pathlib import Path
@@ -301,6 +302,23 @@ def test_pool_survives_a_caller_that_stops_early(nlp):
         stream.close()  # chunks still out in the worker are dropped when they come back
         assert first == one[:4]
         assert [d.to_dict() for d in pool.preprocess(_subset())] == one
+
+
+def test_caller_takes_back_chunks_a_busy_worker_has_not_started(nlp):
+    docs = _subset()[:30]
+    long_text = " ".join(p.text for d in _subset() for p in d.passages) * 3  # ~300k characters
+    docs[0] = _one([long_text], "long")
+    expected = [d.to_dict() for d in preprocess_documents(copy.deepcopy(docs), nlp)]
+    with PreprocessPool(None, 1, nlp=nlp, docs_per_chunk=1) as pool:
+        pool.wait_ready()
+        # The worker gets documents 1-4 and spends its time on the long one; the caller does the
+        # rest, then annotates 2-4 itself rather than wait behind the long document.
+        got = [d.to_dict() for d in pool.preprocess(docs)]
+        assert got == expected
+        assert pool.chunks_taken_back == 3
+        assert pool.chunks_in_workers == 1 and pool.chunks_in_caller == 29
+        # the cancelled chunks' answers were dropped: the pool is clean for the next call
+        assert [d.to_dict() for d in pool.preprocess(copy.deepcopy(docs[1:5]))] == expected[1:5]
 
 
 def test_worker_exception_is_raised_in_the_caller_with_its_traceback(nlp):
