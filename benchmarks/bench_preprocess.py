@@ -6,8 +6,10 @@ same Document fields (sentences, tokens and abbreviations as character offsets, 
 abstract-defined short forms included); the run checks that their outputs are identical.
 
 * ours: `preprocess_documents(docs, nlp, workers=N)` (default N=2: the calling process and one pool
-  process annotate), timed from the call to the last document, pool start-up included ("cold"); then once through a `PreprocessPool` that is
-  already up ("warm", what a flow reusing one pool across shards sees), and with `workers=1`;
+  process annotate), timed from the call to the last document, pool start-up included ("cold");
+  then once through a `PreprocessPool` that is already up ("warm": what every shard after the
+  first sees in `biomed preprocess --workers 2`, which starts one pool per run), and with
+  `workers=1`;
 * peer: a single-process loop calling `nlp(passage.text)` per passage and reading the offsets off
   each spaCy Doc in plain Python (tokens, trimmed sentences, `doc._.abbreviations`).
 
@@ -259,6 +261,8 @@ def main() -> None:
         "ours_per_s": round(args.docs / ours_wall, 1),
         "peer_per_s": round(args.docs / peer_wall, 1),
         "ratio": round(peer_wall / ours_wall, 2),
+        # each peer run against the ours run that followed it (the machine's speed drifts)
+        "ratio_per_pair": [round(p / o, 2) for p, o in zip(peer_walls, ours_walls)],
         "ours_runs_s": [round(w, 2) for w in ours_walls],
         "peer_runs_s": [round(w, 2) for w in peer_walls],
         "ours_caller_cpu_s": round(min(ours_cpus), 2),
