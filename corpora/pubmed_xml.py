@@ -26,6 +26,9 @@ from corpora.textio import head_bytes, open_binary
 
 FORMAT = "pubmed-xml"
 ROOTS = ("PubmedArticleSet", "MedlineCitationSet")
+# A saved single record (efetch output trimmed to one article, an editor's copy) has no set around
+# it; format detection already sends such files here, so the reader takes them as one record.
+SINGLE_RECORD_ROOTS = ("PubmedArticle", "MedlineCitation", "PubmedBookArticle")
 _EVENT_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
 _YEAR = re.compile(r"\d{4}")
 _PMC = re.compile(r"PMC\d+")
@@ -118,10 +121,11 @@ def _release(elem: etree._Element, parent: etree._Element | None) -> None:
 
 
 def _check_root(path: Path, root: etree._Element) -> None:
-    if root.tag not in ROOTS:
+    if root.tag not in ROOTS and root.tag not in SINGLE_RECORD_ROOTS:
         raise MalformedInputError(
             path,
-            f"root element is <{root.tag}>, expected <PubmedArticleSet> or <MedlineCitationSet>",
+            f"root element is <{root.tag}>, expected <PubmedArticleSet> or <MedlineCitationSet> "
+            "(or one <PubmedArticle>, <MedlineCitation> or <PubmedBookArticle> on its own)",
             line=root.sourceline,
         )
 

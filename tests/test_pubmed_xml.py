@@ -456,6 +456,22 @@ def test_wrong_root_element(tmp_path, root):
     assert err.value.line == 2
 
 
+@pytest.mark.parametrize("element", ["PubmedArticle", "MedlineCitation"])
+def test_a_single_record_without_a_set_is_one_document(tmp_path, element):
+    raw = raw_text(PUBMED / "pubmed4.xml")
+    start = re.search(rf"<{element}[\s>]", raw).start()
+    end = raw.index(f"</{element}>") + len(f"</{element}>")
+    path = tmp_path / "one.xml"
+    path.write_text('<?xml version="1.0" ?>\n' + raw[start:end] + "\n", encoding="utf-8")
+    assert detect_format(path) == "pubmed-xml"
+    (doc,), deletions = read(path)
+    (from_set,) = [d for d in read(PUBMED / "pubmed4.xml")[0] if d.document_id == "27797938"]
+    assert deletions == [] and doc.document_id == "27797938"
+    assert doc.passages == from_set.passages
+    if element == "PubmedArticle":  # the DOI and PMCID live in <PubmedData>, outside MedlineCitation
+        assert doc.metadata == from_set.metadata
+
+
 def test_citation_without_pmid(tmp_path):
     raw = raw_text(CURRENT)
     bad = raw.replace('<PMID Version="1">2930949</PMID>', "", 1)
