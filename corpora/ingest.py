@@ -6,13 +6,15 @@ calls directly. One call handles one shard; the flow maps it over files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corpora.errors import EmptyInputError
+from corpora.errors import ConfigError, EmptyInputError
 from corpora.formats import companion_files, detect_format, get_reader
 from corpora.manifest import ShardEntry
 from corpora.schema import Deletion, Document
@@ -66,12 +68,27 @@ def report_if_current(target: DatasetStore, shard: str, source: str, sha256: str
     return ShardReport.from_entry(source, entry, "skipped")
 
 
-def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force: bool = False) -> ShardReport:
+MISMATCH_CHOICES = ("error", "skip")
+
+
+def reader_options(fmt: str, on_mismatch: str) -> dict[str, str]:
+    """Keyword arguments for the `fmt` reader: `mismatch` where the reader takes it and it is not
+    the default. Raises ConfigError for an unknown policy."""
+    if on_mismatch not in MISMATCH_CHOICES:
+        raise ConfigError(f"--on-offset-mismatch must be one of {MISMATCH_CHOICES}, got {on_mismatch!r}")
+    if on_mismatch == "error" or "mismatch" not in inspect.signature(get_reader(fmt)).parameters:
+        return {}
+    return {"mismatch": on_mismatch}
+
+
+def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force: bool = False, on_mismatch: str = "error") -> ShardReport:
     """Read `path` into the dataset at `out_dir` as one shard.
 
-    Unchanged input (same content hash, same code version) is skipped without reading it. Any
-    error in the file raises an `InputError` naming the file and line; the shard's previous
-    version, if any, is left untouched.
+    Unchanged input (same content hash, same code version, same reader options) is skipped
+    without reading it. Any error in the file raises an `InputError` naming the file and line; the
+    shard's previous version, if any, is left untouched. `on_mismatch="skip"` lets readers that
+    support it (BioC XML/JSON) drop an annotation whose text does not match its offsets, with a
+    warning, instead of failing the file; other readers always fail on such an annotation.
     """
     src = Path(path)
     store = DatasetStore(out_dir)
@@ -79,11 +96,13 @@ def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force:
     name = detect_format(src) if fmt == "auto" else fmt
     sha = input_hash(src, name)
     version = code_version()
-    if not force and (skipped := report_if_current(store, shard, str(src), sha, version)):
+    options = reader_options(name, on_mismatch)
+    producer = {"reader_options": options} if options else None  # a different option redoes the shard
+    if not force and (skipped := report_if_current(store, shard, str(src), sha, version, producer)):
         log.info("%s unchanged: skipped", src)
         return skipped
 
-    reader = get_reader(name)
+    reader = functools.partial(get_reader(name), **options)
     deletions: list[str] = []
 
     def documents() -> Any:
@@ -100,7 +119,7 @@ def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force:
         check_entity_offsets(doc, src)
         check_relation_arguments(doc, src)
 
-    entry = ShardEntry(shard=shard, source_path=str(src), source_sha256=sha, format=name, code_version=version)
+    entry = ShardEntry(shard=shard, source_path=str(src), source_sha256=sha, format=name, code_version=version, producer=producer or {})
     entry.deletions = deletions  # filled while the shard is written
     written = store.write_shard(shard, _non_empty(documents(), deletions, src), entry, on_document=validate)
     log.info("%s: %d documents, %d entities, %d relations, %d deletions -> %s", src, written.rows, written.entities, written.relations, len(deletions), shard)

@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="dataset folder to create or update")
     p.add_argument("--format", default="auto", choices=["auto", *FORMATS], help="input format (default: detect from content)")
     p.add_argument("--force", action="store_true", help="re-read files even when unchanged")
+    p.add_argument(
+        "--on-offset-mismatch",
+        choices=["error", "skip"],
+        default="error",
+        help="an annotation whose text does not match its offsets: fail the file (default), or, for BioC "
+        "inputs, skip that annotation with a warning naming it (kept in the document's extra as bioc.skipped)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dask_options(p)
     p.set_defaults(func=run)
@@ -41,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     flow = with_runner(ingest_flow, args)
     return run_and_report(
-        lambda: flow(list(args.inputs), args.out, fmt=args.format, force=args.force, progress=not args.no_progress),
+        lambda: flow(
+            list(args.inputs), args.out, fmt=args.format, force=args.force, progress=not args.no_progress, on_mismatch=args.on_offset_mismatch
+        ),
         f"Output: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)",
     )

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, unmapped
 
-from corpora.errors import PartialFailure
+from corpora.errors import ConfigError, PartialFailure
 from corpora.formats import expand_inputs
+from corpora.ingest import MISMATCH_CHOICES
 from corpora.store import DatasetStore, shard_name_for
 from pipelines.fanout import collect_reports
 from pipelines.reporting import RunSummary, publish_table
@@ -16,17 +17,22 @@ from tasks.store import reconcile_task, write_manifest_task
 
 
 @flow(name="ingest")
-def ingest_flow(inputs: list[str], out: str, fmt: str = "auto", force: bool = False, progress: bool = True) -> RunSummary:
+def ingest_flow(
+    inputs: list[str], out: str, fmt: str = "auto", force: bool = False, progress: bool = True, on_mismatch: str = "error"
+) -> RunSummary:
     """Read every input file (file, folder or glob) into the Parquet dataset at `out`.
 
     Files that fail are listed at the end and the flow raises PartialFailure after the good files
     are written; a failed file leaves nothing partial and the previous dataset stays readable.
+    `on_mismatch="skip"`: see `corpora.ingest.ingest_file`.
     """
+    if on_mismatch not in MISMATCH_CHOICES:
+        raise ConfigError(f"on_mismatch must be one of {MISMATCH_CHOICES}, got {on_mismatch!r}")
     files = [str(p) for p in expand_inputs(inputs)]
     store = DatasetStore(out)
     store.clear_staging()
     summary = RunSummary(flow="ingest", out_dir=str(Path(out)))
-    futures = ingest_file_task.map(files, out_dir=unmapped(out), fmt=unmapped(fmt), force=unmapped(force))
+    futures = ingest_file_task.map(files, out_dir=unmapped(out), fmt=unmapped(fmt), force=unmapped(force), on_mismatch=unmapped(on_mismatch))
     summary.reports = collect_reports(list(futures), [(f, shard_name_for(f)) for f in files], "ingest", progress)
     removed = reconcile_task(out)
     if removed:
