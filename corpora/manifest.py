@@ -36,6 +36,7 @@ class ShardEntry:
     deletions: list[str] = field(default_factory=list)
     removed_later: int = 0  # documents since removed by deletions or newer versions in later shards
     written_at: str = ""
+    write_id: str = ""  # unique per write of the shard (a forced rewrite of the same input gets a new one)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ShardEntry":

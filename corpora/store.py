@@ -15,6 +15,7 @@ readable by pyarrow.dataset, pandas, polars, DuckDB and `datasets.load_dataset("
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -37,6 +38,7 @@ from corpora.schema import SCHEMA_VERSION, Document
 log = logging.getLogger(__name__)
 
 ROWS_PER_GROUP = 2000
+RECONCILED_FILE = "reconciled.json"  # which write of each shard the last `reconcile` saw
 _KNOWN_SUFFIXES = (".xml.gz", ".xml", ".json", ".jsonl", ".txt", ".tsv", ".conll", ".ann", ".gz", ".parquet", ".iob2", ".bioc")
 
 
@@ -169,6 +171,7 @@ class DatasetStore:
         entry.entity_types = dict(sorted(entity_types.items()))
         entry.relation_types = dict(sorted(relation_types.items()))
         entry.written_at = utc_now()
+        entry.write_id = uuid.uuid4().hex
         write_json_atomic(self.entries_dir / f"{shard}.json", entry.__dict__)
         return entry
 
@@ -189,9 +192,12 @@ class DatasetStore:
         path = self.shard_path(shard)
         if not document_ids or not path.exists():
             return 0
+        wanted = pa.array(sorted(document_ids), pa.string())
+        # The id column alone answers whether anything goes; most shards then need no rewrite.
+        if not pc.any(pc.is_in(pq.read_table(path, columns=["document_id"])["document_id"], value_set=wanted)).as_py():
+            return 0
         table = pq.read_table(path, schema=DOCUMENT_SCHEMA)
-        keep = pc.invert(pc.is_in(table["document_id"], value_set=pa.array(sorted(document_ids), pa.string())))
-        kept = table.filter(keep)
+        kept = table.filter(pc.invert(pc.is_in(table["document_id"], value_set=wanted)))
         removed = table.num_rows - kept.num_rows
         if removed == 0:
             return 0
@@ -219,23 +225,53 @@ class DatasetStore:
         update file) replaces the earlier copy. Baseline and update files are named so that their
         names sort in publication order (pubmed25n0001 ... pubmed25n1275 ...). Returns the number
         of documents removed per shard.
+
+        Incremental: `reconciled.json` records which write of each shard the last reconcile saw, and
+        only what changed since is applied. A shard written since then is checked against every
+        later shard; an unchanged shard only against the ids and deletions of later shards written
+        since. A nightly update file therefore costs one id-column read per earlier shard and a
+        rewrite only of the shards it touches, and memory holds the new files' ids, not the
+        baseline's tens of millions. Without the record (older datasets) everything is checked.
         """
         entries = sorted(
             (e for e in self.entries().values() if e.format in supersede_formats),
             key=lambda e: (Path(e.source_path).name, e.shard),
         )
+        seen = self._reconciled_writes()
+        changed = [_write_key(e) != seen.get(e.shard) for e in entries]
         removed: dict[str, int] = {}
-        later_ids: set[str] = set()
-        for entry in reversed(entries):
-            drop = set(later_ids)
-            if drop:
-                n = self.remove_documents(entry.shard, drop)
-                if n:
+        if any(changed):
+            first_changed = changed.index(True)
+            later_all: set[str] = set()  # ids and deletions of every later shard (only while needed)
+            later_changed: set[str] = set()  # ... of later shards written since the last reconcile
+            for i in range(len(entries) - 1, -1, -1):
+                entry = entries[i]
+                drop = later_all if changed[i] else later_changed
+                if drop and (n := self.remove_documents(entry.shard, drop)):
                     removed[entry.shard] = n
                     log.info("removed %d deleted or superseded documents from %s", n, entry.shard)
-            later_ids.update(entry.deletions)
-            later_ids.update(pq.read_table(self.shard_path(entry.shard), columns=["document_id"])["document_id"].to_pylist())
+                if i <= first_changed:
+                    later_all = set()  # no earlier shard is new: nothing needs all ids any more
+                    if not changed[i]:
+                        continue
+                ids = set(entry.deletions)
+                ids.update(pq.read_table(self.shard_path(entry.shard), columns=["document_id"])["document_id"].to_pylist())
+                if i > first_changed:
+                    later_all |= ids
+                if changed[i]:
+                    later_changed |= ids
+        write_json_atomic(self.root / RECONCILED_FILE, {"formats": list(supersede_formats), "writes": {e.shard: _write_key(e) for e in entries}})
         return removed
+
+    def _reconciled_writes(self) -> dict[str, list[str]]:
+        path = self.root / RECONCILED_FILE
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8")).get("writes", {})
+        except (OSError, ValueError) as exc:
+            log.warning("%s unreadable (%s): reconciling every shard", path, exc)
+            return {}
 
     def write_manifest(self, extra: dict | None = None) -> dict:
         """Consolidate the shard entries into manifest.json (atomic) and return it."""
@@ -267,6 +303,11 @@ class DatasetStore:
         """Remove leftovers of killed runs (call at the start of a run, not while one is writing)."""
         if self.staging_dir.exists():
             shutil.rmtree(self.staging_dir, ignore_errors=True)
+
+
+def _write_key(entry: ShardEntry) -> list[str]:
+    """What identifies one write of a shard (entries written before `write_id` existed use the rest)."""
+    return [entry.source_sha256, entry.code_version, entry.written_at, entry.write_id]
 
 
 def open_dataset(root: str | Path) -> DatasetStore:

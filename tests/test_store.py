@@ -161,3 +161,65 @@ def test_reconcile_applies_deletions_and_newer_versions(tmp_path: Path) -> None:
     assert manifest["rows"] == 4
     assert manifest["shards"]["base"]["removed_later"] == 2
     assert json.loads((tmp_path / "manifest.json").read_text())["shards"]["upd"]["deletions"] == ["1000"]
+
+
+def _medline(store: DatasetStore, shard: str, ids: list[int], deletions: list[int] = ()) -> None:
+    """A pubmed-xml shard from source file `{shard}.xml` (names sort in publication order)."""
+    entry = ShardEntry(shard=shard, source_path=f"/src/{shard}.xml", source_sha256="s" * 64, format="pubmed-xml", code_version="v")
+    entry.deletions = [str(1000 + i) for i in deletions]
+    store.write_shard(shard, [make_doc(i) for i in ids], entry)
+
+
+def _ids(store: DatasetStore) -> dict[str, list[int]]:
+    return {s: sorted(int(d.document_id) - 1000 for d in store.iter_documents(s)) for s in sorted(store.shard_names())}
+
+
+def test_reconcile_is_incremental_and_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = DatasetStore(tmp_path)
+    _medline(store, "b1", [1, 2, 3, 4, 5])
+    _medline(store, "b2", [6, 7, 8, 9, 10])
+    _medline(store, "u1", [3], deletions=[7])  # 3 revised, 7 deleted
+    assert store.reconcile() == {"b1": 1, "b2": 1}
+    assert _ids(store) == {"b1": [1, 2, 4, 5], "b2": [6, 8, 9, 10], "u1": [3]}
+
+    # nothing written since: no shard is read at all
+    import pyarrow.parquet as pq
+
+    reads: list[tuple[str, str]] = []
+    real_read = pq.read_table
+
+    def counting_read(path, *args, **kwargs):
+        if Path(path).parent.name == "data":  # shard files, not the staged copy a rewrite validates
+            reads.append(("ids" if kwargs.get("columns") == ["document_id"] else "full", Path(path).stem))
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", counting_read)
+    assert store.reconcile() == {}
+    assert reads == []
+
+    # a new update file: earlier shards are checked by their id column, rewritten where touched
+    _medline(store, "u2", [1, 3], deletions=[9])
+    reads.clear()
+    assert store.reconcile() == {"b1": 1, "b2": 1, "u1": 1}
+    assert _ids(store) == {"b1": [2, 4, 5], "b2": [6, 8, 10], "u1": [], "u2": [1, 3]}
+    assert sorted(stem for kind, stem in reads if kind == "full") == ["b1", "b2", "u1"]
+    _medline(store, "u3", [8])
+    reads.clear()
+    assert store.reconcile() == {"b2": 1}
+    assert [stem for kind, stem in reads if kind == "full"] == ["b2"]  # the only shard it touches
+    assert sorted(stem for kind, stem in reads if kind == "ids") == ["b1", "b2", "u1", "u2", "u3"]
+
+    # b1 rewritten from the same bytes by the same code (ingest --force): it is new content again
+    _medline(store, "b1", [1, 2, 3, 4, 5])
+    assert store.reconcile() == {"b1": 2}
+    assert _ids(store)["b1"] == [2, 4, 5]
+
+    # u1 replaced by a different file: checked against the later u2, and earlier shards against it
+    _medline(store, "u1", [3, 11, 6], deletions=[2])
+    assert store.reconcile() == {"b1": 1, "b2": 1, "u1": 1}
+    assert _ids(store) == {"b1": [4, 5], "b2": [10], "u1": [6, 11], "u2": [1, 3], "u3": [8]}
+
+    # an unreadable record means: check everything (same result, nothing more to remove)
+    (tmp_path / "reconciled.json").write_text("{not json")
+    assert store.reconcile() == {}
+    assert _ids(store) == {"b1": [4, 5], "b2": [10], "u1": [6, 11], "u2": [1, 3], "u3": [8]}
