@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from corpora.ingest import ShardReport, report_if_current
-from corpora.manifest import ShardEntry
+from corpora.derived_shards import new_entry, sync_removals
 from corpora.store import DatasetStore, open_dataset
 from corpora.textio import sha256_file
 from corpora.versioning import code_version, source_hash
@@ -45,7 +45,9 @@ def annotate_shard(dataset: str | Path, shard: str, out: str | Path, ner_dir: st
     target = DatasetStore(out)
     if not force and (skipped := report_if_current(target, shard, str(src_path), sha, version, producer)):
         return skipped
-    entry = ShardEntry(shard=shard, source_path=str(src_path), source_sha256=sha, format="parquet", code_version=version, producer=producer)
+    if not force and (synced := sync_removals(source, target, shard, sha, version, producer)):
+        return synced
+    entry = new_entry(source, shard, sha, version, producer)
     engine = cached_engine(ner_dir, re_dir)
     written = target.write_shard(shard, engine.annotate(source.iter_documents(shard)), entry)
     log.info("%s: annotated %d documents (%d entities, %d relations)", src_path, written.rows, written.entities, written.relations)

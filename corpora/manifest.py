@@ -37,6 +37,7 @@ class ShardEntry:
     removed_later: int = 0  # documents since removed by deletions or newer versions in later shards
     written_at: str = ""
     write_id: str = ""  # unique per write of the shard (a forced rewrite of the same input gets a new one)
+    source_write_id: str = ""  # derived shards: the `write_id` of the source shard they were made from
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ShardEntry":

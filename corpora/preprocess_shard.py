@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corpora.ingest import ShardReport, report_if_current
-from corpora.manifest import ShardEntry
+from corpora.derived_shards import new_entry, sync_removals
 from corpora.store import DatasetStore, open_dataset
 from corpora.textio import sha256_file
 from corpora.versioning import code_version
@@ -111,7 +111,9 @@ def preprocess_shard(
     target = DatasetStore(out)
     if not force and (skipped := report_if_current(target, shard, str(src_path), sha, version, producer)):
         return skipped
-    entry = ShardEntry(shard=shard, source_path=str(src_path), source_sha256=sha, format="parquet", code_version=version, producer=producer)
+    if not force and (synced := sync_removals(source, target, shard, sha, version, producer)):
+        return synced
+    entry = new_entry(source, shard, sha, version, producer)
     nlp = cached_pipeline(spacy_model)
     if workers > 1:
         with shared_pool(spacy_model, workers - 1) as pool:

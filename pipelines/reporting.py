@@ -28,6 +28,11 @@ class RunSummary:
     def skipped(self) -> list[dict[str, Any]]:
         return [r for r in self.reports if r["status"] == "skipped"]
 
+    @property
+    def synced(self) -> list[dict[str, Any]]:
+        """Derived shards that only dropped the documents their source lost (not redone)."""
+        return [r for r in self.reports if r["status"] == "synced"]
+
     def totals(self) -> dict[str, Any]:
         ok = [r for r in self.reports if r["status"] != "failed"]
         ents: Counter[str] = Counter()
@@ -39,6 +44,7 @@ class RunSummary:
             "files": len(self.reports),
             "written": len(self.written),
             "skipped": len(self.skipped),
+            "synced": len(self.synced),
             "failed": len(self.failed),
             "documents": sum(r.get("documents", 0) for r in ok),
             "passages": sum(r.get("passages", 0) for r in ok),
@@ -69,7 +75,9 @@ class RunSummary:
     def text(self) -> str:
         t = self.totals()
         lines = [
-            f"{self.flow}: {t['files']} file(s): {t['written']} written, {t['skipped']} unchanged (skipped), {t['failed']} failed",
+            f"{self.flow}: {t['files']} file(s): {t['written']} written, {t['skipped']} unchanged (skipped), "
+            + (f"{t['synced']} synced (upstream removals applied), " if t["synced"] else "")
+            + f"{t['failed']} failed",
             f"dataset: {self.out_dir}",
             f"documents: {t['documents']}  passages: {t['passages']}  deletions applied: {t['deletions']}",
         ]

@@ -88,3 +88,34 @@ def test_bad_model_directory_is_reported(samples: Path, tmp_path: Path, tiny_mod
     out = tmp_path / "out"
     assert cli_main(["annotate", str(samples / INPUTS[0]), "--ner", str(broken), "--out", str(out), "--no-progress"]) == 1
     assert not DatasetStore(out).shard_files()  # nothing partial
+
+
+def test_annotated_shard_follows_upstream_deletions(samples: Path, tmp_path: Path, tiny_models: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from biomodels.annotate_shard import annotate_shard
+    from biomodels.inference import AnnotationEngine
+    from corpora.ingest import ingest_file
+    from corpora.preprocess_shard import preprocess_shard
+    from corpora.store import shard_name_for
+
+    base = samples / "pubmed/test_current_medline.xml.gz"  # four citations
+    ds, pre, out = tmp_path / "ds", tmp_path / "pre", tmp_path / "ann"
+    shard = shard_name_for(base)
+    ingest_file(base, ds)
+    preprocess_shard(ds, shard, pre)
+    assert annotate_shard(pre, shard, out, tiny_models["ner"]).status == "written"
+    before = {d.document_id: d.to_dict() for d in open_dataset(out).iter_documents(shard)}
+    gone = sorted(before)[1]
+    update = tmp_path / "zz_update.xml"
+    update.write_text(f'<?xml version="1.0"?>\n<PubmedArticleSet><DeleteCitation><PMID Version="1">{gone}</PMID></DeleteCitation></PubmedArticleSet>\n')
+    ingest_file(update, ds)
+    assert DatasetStore(ds).reconcile() == {shard: 1}
+    assert preprocess_shard(ds, shard, pre).status == "synced"
+
+    def no_model_run(self, docs):
+        raise AssertionError("the shard was redone")
+
+    monkeypatch.setattr(AnnotationEngine, "annotate", no_model_run)
+    report = annotate_shard(pre, shard, out, tiny_models["ner"])
+    assert report.status == "synced"
+    after = {d.document_id: d.to_dict() for d in open_dataset(out).iter_documents(shard)}
+    assert set(after) == set(before) - {gone} and all(after[k] == before[k] for k in after)

@@ -82,3 +82,47 @@ def test_shards_share_one_worker_pool(small_dataset: Path, tmp_path: Path, prefe
     assert ps._POOLS == {}  # stopped at the end of the run
     one = {d.id: d.to_dict() for d in open_dataset(tmp_path / "one").iter_documents()}
     assert {d.id: d.to_dict() for d in open_dataset(tmp_path / "two").iter_documents()} == one
+
+
+def test_upstream_removals_are_applied_not_redone(samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+    import re
+
+    import corpora.preprocess as pre
+    from corpora.preprocess_shard import preprocess_shard
+    from corpora.store import shard_name_for
+
+    base = samples / "pubmed/medline16n0902.xml.gz"
+    raw = gzip.open(base).read().decode()
+    pmids = re.findall(r"<MedlineCitation [^>]*>\s*<PMID[^>]*>(\d+)</PMID>", raw)
+    update = tmp_path / "medline16n0903.xml"
+    update.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<MedlineCitationSet>\n'
+        + f'<DeleteCitation><PMID Version="1">{pmids[5]}</PMID><PMID Version="1">{pmids[9]}</PMID></DeleteCitation>\n'
+        + "</MedlineCitationSet>\n"
+    )
+    ds, out = tmp_path / "ds", tmp_path / "pre"
+    shard = shard_name_for(base)
+    ingest_file(base, ds)
+    assert preprocess_shard(ds, shard, out).status == "written"
+    before = {d.document_id: d.to_dict() for d in open_dataset(out).iter_documents(shard)}
+
+    ingest_file(update, ds)
+    assert DatasetStore(ds).reconcile() == {shard: 2}
+
+    def no_pipeline(*args, **kwargs):
+        raise AssertionError("the shard was redone")
+
+    monkeypatch.setattr(pre, "preprocess_documents", no_pipeline)
+    report = preprocess_shard(ds, shard, out)
+    assert report.status == "synced" and report.documents == 602
+    after = {d.document_id: d.to_dict() for d in open_dataset(out).iter_documents(shard)}
+    assert set(after) == set(before) - {pmids[5], pmids[9]}
+    assert all(after[k] == before[k] for k in after)  # the remaining documents are untouched
+    assert preprocess_shard(ds, shard, out).status == "skipped"  # the new source hash is recorded
+    monkeypatch.undo()
+
+    # a new write of the source (ingest --force) is new content: redone, not synced
+    ingest_file(base, ds, force=True)
+    assert preprocess_shard(ds, shard, out).status == "written"
+    assert len(list(open_dataset(out).iter_documents(shard))) == 604
