@@ -13,7 +13,13 @@ same documents, with `sentences`, `tokens` and `abbreviations` added as characte
 Default pipeline: spaCy's blank English with scispaCy's combined rule tokenizer, a rule-based
 biomedical sentence splitter and scispaCy's Schwartz-Hearst abbreviation detector. With
 --spacy-model NAME an installed scispaCy model (en_core_sci_sm, _md, _lg, _scibert) is used, with
-its parser's sentence boundaries. Unchanged shards are skipped; a change of pipeline redoes them.
+its parser's sentence boundaries. Unchanged shards are skipped; a change of pipeline redoes them;
+a shard whose input only lost documents (MEDLINE deletions applied upstream) drops the same
+documents instead of being redone.
+
+--workers N: N processes annotate, this one and N-1 worker processes started once for the whole
+run (about 2 s each) and shared by all shards; the output is identical to --workers 1. On a
+Dask runner keep --workers 1: Dask spreads shards over its own processes.
 """
 
 
@@ -26,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", help="input dataset folder")
     p.add_argument("--out", required=True, help="output dataset folder")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="processes that annotate, this one included (default 1)")
     p.add_argument("--spacy-model", default=None, help="installed scispaCy model package to use instead of the rule pipeline")
     p.add_argument("--force", action="store_true", help="redo shards even when unchanged")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
