@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections import Counter
@@ -113,3 +114,37 @@ def test_cli_vocab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"{len(vocab)} entries (uncased)" in capsys.readouterr().out
     assert main(["vocab", str(tmp_path / "missing.txt"), "--size", "100", "--out", str(out)]) == 1
     assert "missing.txt" in capsys.readouterr().err
+
+
+def test_wordpiece_merges_by_count_then_alphabet() -> None:
+    from biomodels.vocab_training import _wordpiece_entries
+
+    specials = list(SPECIAL_TOKENS)
+    # ab x3, abc x2, bc x1: (a, ##b) occurs 5 times, then (ab, ##c) twice; (b, ##c) once < min_frequency 2
+    got = _wordpiece_entries(Counter({"ab": 3, "abc": 2, "bc": 1}), 100, 2, 1000)
+    assert got == specials + ["##b", "##c", "a", "b", "ab", "abc"]
+    # a tie between two pairs goes to the alphabetically first piece; the size bound stops after one
+    assert _wordpiece_entries(Counter({"yz": 2, "xy": 2}), 10, 2, 1000) == specials + ["##y", "##z", "x", "y", "xy"]
+    # only the most frequent characters make the alphabet
+    assert _wordpiece_entries(Counter({"aab": 1}), 100, 1, 1) == specials + ["##a", "a", "aa"]
+
+
+def test_trained_vocab_is_the_same_in_every_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]);"
+        "from biomodels.vocab_training import train_wordpiece_vocab;"
+        "from corpora.pubtator import read_pubtator;"
+        "texts = [p.text for d in read_pubtator(Path(sys.argv[3])) for p in d.passages];"
+        "train_wordpiece_vocab(texts, 800, False, Path(sys.argv[4]))"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    outs = []
+    for seed in ("1", "2"):  # Python's string hashing differs between the two processes
+        out = tmp_path / seed
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", script, root, str(Path(__file__).parent), str(NCBI), str(out)], check=True, env=env)
+        outs.append((out / "vocab.txt").read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == 800
