@@ -33,6 +33,11 @@ NCBI_DEV = SAMPLES / "ncbi-disease" / "devel_sample.tsv"
 CHEMPROT = SAMPLES / "chemprot" / "chemprot_sample_abstracts.tsv"
 TINY = {"layers": 2, "hidden": 64, "heads": 2, "progress": False}
 
+# Training is deterministic (vocabulary included), so the seed fixes the outcome; with seed 2 this
+# 60-step model already predicts entities (dev F1 0.13), which the evaluation tests need (with
+# seeds 1, 3, 4 and 5 it still predicts none).
+SEED = 2
+
 NER_YAML = """\
 train:
   lr: 0.003
@@ -84,7 +89,7 @@ def ner_run(tmp_path_factory):
     try:
         code, stdout, stderr = run_cli([
             "train", "ner", "--model", "scratch", "--train", str(NCBI_TRAIN), "--dev", str(NCBI_DEV),
-            "--out", str(out), "--config", str(config), "--batch-size", "16", "--max-steps", "60", "--seed", "3",
+            "--out", str(out), "--config", str(config), "--batch-size", "16", "--max-steps", "60", "--seed", str(SEED),
             "--no-progress",
         ])
     finally:
@@ -126,7 +131,7 @@ def test_ner_config_file_and_override_precedence(ner_run):
     assert cfg["batch_size"] == 16  # command line beats the file's 8
     assert cfg["max_steps"] == 60 and cfg["epochs"] == 5  # both kept; max_steps wins in the Trainer
     assert (cfg["layers"], cfg["hidden"], cfg["heads"], cfg["vocab_size"]) == (2, 64, 2, 2000)
-    assert cfg["seed"] == 3 and cfg["weight_decay"] == RunConfig().weight_decay  # untouched default
+    assert cfg["seed"] == SEED and cfg["weight_decay"] == RunConfig().weight_decay  # untouched default
     metrics = json.loads((ner_run["out"] / "metrics.json").read_text())
     assert metrics["global_step"] == 60 and metrics["config"]["batch_size"] == 16
 
@@ -186,7 +191,7 @@ def test_ner_evaluate_equals_independent_recomputation(ner_run):
 def test_ner_resume_continues_from_checkpoint(ner_run, tmp_path):
     out = tmp_path / "model"
     shutil.copytree(ner_run["out"], out)
-    cfg = build_config(ner_run["config"], {"batch_size": 16, "max_steps": 70, "seed": 3})
+    cfg = build_config(ner_run["config"], {"batch_size": 16, "max_steps": 70, "seed": SEED})
     result = train("ner", "scratch", [NCBI_TRAIN], None, out, cfg, resume=True)
     assert result.global_step == 70
     history = json.loads((out / "metrics.json").read_text())["history"]["train"]
