@@ -321,6 +321,12 @@ class PreprocessPool:
                 message = pickle.loads(w.results.recv_bytes())
             except (EOFError, OSError) as exc:
                 w.process.join(timeout=5)
+                if not w.ready:
+                    raise WorkerError(
+                        f"preprocessing worker {w.process.name} exited while starting (exit code {w.process.exitcode}); "
+                        "its traceback is printed above. A common cause: the main program was read from stdin, "
+                        "which a new process cannot import again; run it from a file, or use workers=1"
+                    ) from exc
                 raise WorkerError(
                     f"preprocessing worker {w.process.name} closed its pipe (exit code {w.process.exitcode}) with "
                     f"{len(w.outstanding)} chunks unanswered"

@@ -348,6 +348,24 @@ def test_killed_worker_raises_worker_error(nlp):
             list(pool.preprocess(_subset(), caller_helps=False))
 
 
+def test_worker_that_cannot_start_says_why():
+    import subprocess
+    import sys
+
+    # A main program read from stdin cannot be imported again by a new process (forkserver/spawn).
+    script = (
+        f"import sys; sys.path.insert(0, {str(SAMPLES.parent.parent)!r})\n"
+        "from corpora.parallel_preprocess import PreprocessPool\n"
+        "from corpora.schema import Document, passages_from_texts\n"
+        "docs = [Document(id='1', document_id='1', passages=passages_from_texts([('t', 'A text.')]))]\n"
+        "with PreprocessPool(None, 1) as pool:\n"  # no pipeline here: only the worker can annotate
+        "    list(pool.preprocess(docs))\n"
+    )
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "WorkerError" in done.stderr and "exited while starting" in done.stderr and "stdin" in done.stderr
+
+
 def test_daemon_process_cannot_start_workers(nlp, monkeypatch):
     import multiprocessing
 
