@@ -128,6 +128,9 @@ def _dump(message: tuple) -> bytes:
     """Pickle `message`; an exception that does not pickle travels as a RuntimeError with its text."""
     try:
         return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
+    except Exception as error:
+        if message[0] != "failed":
+            # results are plain arrays, lists and strings: report the surprise as this chunk's failure
+            return _dump(("failed", message[1], error, traceback.format_exc()))
         kind, seq, exc, text = message
         return pickle.dumps((kind, seq, RuntimeError(f"{type(exc).__name__}: {exc}"), text), protocol=pickle.HIGHEST_PROTOCOL)

@@ -315,8 +315,10 @@ def test_caller_takes_back_chunks_a_busy_worker_has_not_started(nlp):
         # rest, then annotates 2-4 itself rather than wait behind the long document.
         got = [d.to_dict() for d in pool.preprocess(docs)]
         assert got == expected
-        assert pool.chunks_taken_back == 3
-        assert pool.chunks_in_workers == 1 and pool.chunks_in_caller == 29
+        # normally 3 (documents 2-4); fewer only if the worker got to them first on a loaded machine
+        assert 1 <= pool.chunks_taken_back <= 3
+        assert pool.chunks_in_workers == 4 - pool.chunks_taken_back
+        assert pool.chunks_in_caller == 30 - pool.chunks_in_workers
         # the cancelled chunks' answers were dropped: the pool is clean for the next call
         assert [d.to_dict() for d in pool.preprocess(copy.deepcopy(docs[1:5]))] == expected[1:5]
 
