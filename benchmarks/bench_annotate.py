@@ -2,7 +2,7 @@
 cost of running the engine as a spaCy component.
 
 Data: the first 2,000 sentences of the bundled abstracts (`corpora/samples/pubmed/*.xml*`, title and
-abstract passages) as cut by `corpora.preprocess` (scispaCy tokenizer + sentence segmenter);
+abstract passages) as cut by `corpora.preprocess.pipeline` (scispaCy tokenizer + sentence segmenter);
 sentences longer than 510 word pieces are skipped (the pipeline cannot take them whole).
 
 Model: a Megatron-BERT token classifier with random weights and the label map O, B/I-Chemical,
@@ -50,14 +50,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from biomodels.inference import AnnotationEngine  # noqa: E402
-from biomodels.model_dir import save_model_dir  # noqa: E402
-from biomodels.modeling import build_model  # noqa: E402
-from biomodels.presets import scratch_config  # noqa: E402
-from biomodels.tokenization import load_tokenizer  # noqa: E402
-from biomodels.vocab_training import train_wordpiece_vocab  # noqa: E402
-from corpora.preprocess import build_pipeline, preprocess_documents  # noqa: E402
-from corpora.pubmed_xml import read_pubmed_xml  # noqa: E402
+from biomodels.inference.engine import AnnotationEngine  # noqa: E402
+from biomodels.models.model_dir import save_model_dir  # noqa: E402
+from biomodels.models.task_models import build_model  # noqa: E402
+from biomodels.models.presets import scratch_config  # noqa: E402
+from biomodels.models.tokenization import load_tokenizer  # noqa: E402
+from biomodels.models.vocab_training import train_wordpiece_vocab  # noqa: E402
+from corpora.preprocess.documents import preprocess_documents  # noqa: E402
+from corpora.preprocess.pipeline import build_pipeline
+from corpora.formats.pubmed_xml import read_pubmed_xml  # noqa: E402
 from corpora.schema import Document, Passage, Span  # noqa: E402
 
 LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]

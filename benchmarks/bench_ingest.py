@@ -4,7 +4,7 @@ Builds a deterministic PubmedArticleSet of N citations (default 30,000, the size
 file) by replicating the bundled citations of corpora/samples/pubmed/ under new unique PMIDs, gzips
 it like a baseline file, then times, each in its own subprocess so peak RSS figures do not mix:
 
-* ours: `corpora.pubmed_xml.read_pubmed_xml` (title, abstract sections, PMID, DOI, PMCID, journal,
+* ours: `corpora.formats.pubmed_xml.read_pubmed_xml` (title, abstract sections, PMID, DOI, PMCID, journal,
   year, language, publication types, MeSH with qualifiers, keywords);
 * peer: `pubmed_parser.parse_medline_xml` with `year_info_only=True` (year, like ours),
   `nlm_category=False` (section labels, like ours) and `parse_downto_mesh_subterms=True` (qualifiers,
@@ -130,7 +130,7 @@ def worker(kind: str, path: Path) -> dict:
     """Run one reader over `path` in this process; report count, seconds and peak RSS."""
     sys.path.insert(0, str(ROOT))
     if kind == "ours":
-        from corpora.pubmed_xml import read_pubmed_xml
+        from corpora.formats.pubmed_xml import read_pubmed_xml
         from corpora.schema import Document
 
         rss_before = _peak_rss_mb()
@@ -146,7 +146,7 @@ def worker(kind: str, path: Path) -> dict:
         import pubmed_parser
         from pubmed_parser import medline_parser
 
-        from corpora.textio import open_binary
+        from corpora.formats.textio import open_binary
 
         # pubmed_parser opens every path with gzip.open; let it read a plain file too (--no-gzip)
         class _Gzip:

@@ -1,6 +1,6 @@
 """Preprocess benchmark: `preprocess_documents` with N worker processes against a plain spaCy loop.
 
-Both sides use the same pipeline (`corpora.preprocess.build_pipeline()`: scispaCy tokenizer, our
+Both sides use the same pipeline (`corpora.preprocess.pipeline.build_pipeline()`: scispaCy tokenizer, our
 sentence segmenter, scispaCy's abbreviation detector) on the same documents, and both produce the
 same Document fields (sentences, tokens and abbreviations as character offsets, title uses of
 abstract-defined short forms included); the run checks that their outputs are identical.
@@ -42,8 +42,8 @@ SAMPLES = ROOT / "corpora" / "samples"
 
 def bundled_abstracts() -> list:
     """The PubMed XML and PubTator sample documents (title + abstract passages)."""
-    from corpora.pubmed_xml import read_pubmed_xml
-    from corpora.pubtator import read_pubtator
+    from corpora.formats.pubmed_xml import read_pubmed_xml
+    from corpora.formats.pubtator import read_pubtator
     from corpora.schema import Document
 
     docs: list[Document] = []
@@ -140,8 +140,9 @@ def spacy_n_process_preprocess(docs: list, n_process: int, batch_size: int = 64)
     with scispaCy's detector in `make_serializable` mode (its default keeps Spans in `doc._`,
     which cannot cross processes: E871). Workers send whole Docs back (`Doc.to_bytes`); the caller
     reads the offsets with the same vectorized code as ours and resolves abbreviations the same way."""
-    from corpora.preprocess import _document_result, apply_results, document_task
-    from corpora.token_offsets import ChunkOffsets
+    from corpora.preprocess.chunks import document_result, apply_results
+    from corpora.preprocess.passages import document_task
+    from corpora.preprocess.token_offsets import ChunkOffsets
 
     nlp = _serializable_pipeline()
     tasks = [document_task(d) for d in docs]
@@ -151,7 +152,7 @@ def spacy_n_process_preprocess(docs: list, n_process: int, batch_size: int = 64)
     for sdoc, (t, p, start) in nlp.pipe(pieces, as_tuples=True, batch_size=batch_size, n_process=n_process):
         offsets.add(sdoc, start, t)
         found[t][p] = _abbreviation_offsets(sdoc, start)
-    results = [_document_result(task, s, tk, per, []) for task, (s, tk), per in zip(tasks, offsets.results(), found)]
+    results = [document_result(task, s, tk, per, []) for task, (s, tk), per in zip(tasks, offsets.results(), found)]
     apply_results(docs, results)
     return docs
 
@@ -159,8 +160,8 @@ def spacy_n_process_preprocess(docs: list, n_process: int, batch_size: int = 64)
 def _serializable_pipeline():
     """`build_pipeline()` with scispaCy's detector in `make_serializable` mode (and our array
     matchers, as in ours), so Docs cross process boundaries."""
-    from corpora.abbreviation_matchers import use_array_matchers
-    from corpora.preprocess import build_pipeline
+    from corpora.preprocess.abbreviation_matchers import use_array_matchers
+    from corpora.preprocess.pipeline import build_pipeline
 
     nlp = build_pipeline()
     nlp.remove_pipe("abbreviation_detector")
@@ -175,14 +176,14 @@ def _pool_init() -> None:
     import sys as _sys
 
     _sys.modules["torch"] = None  # the rule-based pipeline never uses torch; ours hides it too
-    from corpora.preprocess import build_pipeline
+    from corpora.preprocess.pipeline import build_pipeline
 
     del _sys.modules["torch"]
     _POOL_NLP.append(build_pipeline())
 
 
 def _pool_annotate(tasks: list) -> list:
-    from corpora.preprocess import annotate_tasks
+    from corpora.preprocess.chunks import annotate_tasks
 
     return annotate_tasks(_POOL_NLP[0], tasks)
 
@@ -193,7 +194,9 @@ def mp_pool_preprocess(docs: list, processes: int, docs_per_chunk: int = 32) -> 
     (`annotate_tasks`); the caller applies each chunk's results as it comes back, in order."""
     import multiprocessing
 
-    from corpora.preprocess import apply_results, document_task
+    from corpora.preprocess.chunks import apply_results
+
+    from corpora.preprocess.passages import document_task
 
     chunks = [docs[i : i + docs_per_chunk] for i in range(0, len(docs), docs_per_chunk)]
     ctx = multiprocessing.get_context("forkserver")
@@ -257,7 +260,7 @@ _CAL: dict = {}
 
 def _calibration_init() -> None:
     """A calibration process: the pipeline and the documents, vocabulary warmed (untimed)."""
-    from corpora.preprocess import build_pipeline
+    from corpora.preprocess.pipeline import build_pipeline
 
     warnings.filterwarnings("ignore", message=r".*\[W036\]")  # after spaCy's own filter
     base = bundled_abstracts()
@@ -300,10 +303,11 @@ def main() -> None:
     ap.add_argument("--skip-extra", action="store_true", help="only the cold runs of ours and the peer")
     ap.add_argument("--calibrate", action="store_true", help="also time the peer loop in 2 processes at once (the machine's own 2-process speed-up)")
     args = ap.parse_args()
-    from corpora.parallel_preprocess import PreprocessPool
-    from corpora.preprocess import build_pipeline, pipeline_fingerprint, preprocess_documents
+    from corpora.preprocess.pool import PreprocessPool
+    from corpora.preprocess.documents import preprocess_documents
 
     # After spaCy's import, which installs its own "once" filter for this warning: scispaCy runs an
+    from corpora.preprocess.pipeline import build_pipeline, pipeline_fingerprint
     # empty matcher on every text without abbreviations.
     warnings.filterwarnings("ignore", message=r".*\[W036\]")
 

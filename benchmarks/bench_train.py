@@ -1,6 +1,6 @@
 """Training throughput: our NER loop against transformers' Trainer, same model, data and steps.
 
-Ours: biomodels.trainer.Trainer + PaddingCollator (pad to each batch's longest) +
+Ours: biomodels.training.trainer.Trainer + PaddingCollator (pad to each batch's longest) +
 LengthGroupedSampler (batches of similar lengths). Peer: transformers.Trainer as run_ner.py sets it
 up by default: DataCollatorForTokenClassification (pads each random batch to its longest member),
 train_sampling_strategy="random" (no length grouping; the default), default optimizer.
@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ner_bench_data import LABELS, ner_features  # noqa: E402
 
-from biomodels.batching import PaddingCollator  # noqa: E402
-from biomodels.trainer import TrainConfig, Trainer  # noqa: E402
+from biomodels.data.batching import PaddingCollator  # noqa: E402
+from biomodels.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 SEED, LR = 42, 5e-5
 

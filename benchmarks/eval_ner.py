@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from biomodels.train_api import evaluate, train
+    from biomodels.training.api import evaluate, train
 
     if args.threads:
         torch.set_num_threads(args.threads)

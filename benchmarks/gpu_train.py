@@ -2,7 +2,7 @@
 
 Trains MegatronBertForTokenClassification with the BioMegatron 345m architecture (24 layers,
 hidden 1024, 16 heads, FFN 4096, vocab 30592; random weights, so no checkpoint is needed) through
-biomodels.trainer.Trainer: bf16 autocast, fused AdamW (apex FusedAdam when apex is usable),
+biomodels.training.trainer.Trainer: bf16 autocast, fused AdamW (apex FusedAdam when apex is usable),
 PaddingCollator padding to a multiple of 8, LengthGroupedSampler. The inputs are synthetic
 sentences whose word-piece lengths follow NCBI-disease's training set (tokenised with the
 benchmark's WordPiece vocabulary when ../shared has the corpus, else a fixed histogram of the same
@@ -43,8 +43,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from biomodels.batching import PaddingCollator  # noqa: E402
-from biomodels.trainer import StepInfo, TrainConfig, Trainer  # noqa: E402
+from biomodels.data.batching import PaddingCollator  # noqa: E402
+from biomodels.training.trainer import StepInfo, TrainConfig, Trainer  # noqa: E402
 
 # Word-piece lengths of NCBI-disease train (5,424 sentences, [CLS] and [SEP] included, WordPiece
 # vocabulary of 8,000 trained on the text by benchmarks/ner_bench_data.py): bins of 10, counts.

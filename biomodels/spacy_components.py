@@ -46,7 +46,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported only when a component first runs: spaCy imports this module
-    from biomodels.inference import AnnotationEngine  # for every pipeline it builds, via the entry points
+    from biomodels.inference.engine import AnnotationEngine  # for every pipeline it builds, via the entry points
 from corpora.errors import ConfigError, ModelError
 from corpora.schema import Document, Entity, Passage
 from corpora.schema import Span as CharSpan
@@ -55,7 +55,7 @@ NER_FACTORY = "biomegatron_ner"
 RE_FACTORY = "biomegatron_re"
 DEFAULT_EXTENSION = "biomegatron_relations"
 MODEL_SUBDIR = "model"
-# what a model directory needs for inference (biomodels.model_dir layout); optional ones copied if there
+# what a model directory needs for inference (biomodels.models.model_dir layout); optional ones copied if there
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "labels.json", "biomed.json")
 OPTIONAL_FILES = ("vocab.txt", "special_tokens_map.json", "added_tokens.json")
 
@@ -98,8 +98,8 @@ class _EngineComponent:
     def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
         """Process docs in chunks of `batch_size` docs or 64k tokens, whichever comes first (the
         engine length-sorts the sentences of a chunk, so bigger chunks pad less)."""
-        from biomodels.inference import DEFAULT_CHUNK_TOKENS
-        from biomodels.inference_runtime import iter_chunks
+        from biomodels.inference.engine import DEFAULT_CHUNK_TOKENS
+        from biomodels.inference.runtime import iter_chunks
 
         for docs in iter_chunks(iter(stream), batch_size or self.batch_size, len, DEFAULT_CHUNK_TOKENS):
             self._process(docs)
@@ -179,7 +179,7 @@ class BiomegatronNER(_EngineComponent):
         self.spans_key = spans_key
 
     def _make_engine(self, path: Path) -> AnnotationEngine:
-        from biomodels.inference import AnnotationEngine
+        from biomodels.inference.engine import AnnotationEngine
 
         return AnnotationEngine(path, None, self.device, self.batch_tokens, self.precision)
 
@@ -228,7 +228,7 @@ class BiomegatronRE(_EngineComponent):
             Doc.set_extension(extension, default=None)
 
     def _make_engine(self, path: Path) -> AnnotationEngine:
-        from biomodels.inference import AnnotationEngine
+        from biomodels.inference.engine import AnnotationEngine
 
         return AnnotationEngine(None, path, self.device, self.batch_tokens, self.precision, existing="keep")
 

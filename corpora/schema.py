@@ -2,7 +2,7 @@
 
 Readers produce `Document`s, preprocessing adds `sentences`, `tokens` and `abbreviations`, models
 add scored `entities` and `relations`, and the store writes them as Parquet rows of the same shape
-(`corpora.arrow_schema`). Offsets are character offsets into `Document.text`, the text formed by
+(`corpora.dataset.arrow_schema`). Offsets are character offsets into `Document.text`, the text formed by
 placing each passage at its offsets (gaps between passages are filled with spaces, which is how
 PubTator, BioC and ChemProt define their document text).
 """

@@ -1,10 +1,10 @@
-"""Prefect task: annotate one shard (wiring only; logic in biomodels.annotate_shard)."""
+"""Prefect task: annotate one shard (wiring only; logic in biomodels.inference.annotate_shard)."""
 
 from __future__ import annotations
 
 from prefect import task
 
-from biomodels.annotate_shard import annotate_shard
+from biomodels.inference.annotate_shard import annotate_shard
 from tasks.retry import is_transient
 
 

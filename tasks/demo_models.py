@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from biomodels.demo_models import ensure_demo_model
+from biomodels.training.demo_models import ensure_demo_model
 
 
 @task(name="demo-model", task_run_name="demo {task_name} model")

@@ -1,10 +1,10 @@
-"""Prefect task: ingest one input file into one shard (wiring only; logic in corpora.ingest)."""
+"""Prefect task: ingest one input file into one shard (wiring only; logic in corpora.dataset.ingest)."""
 
 from __future__ import annotations
 
 from prefect import task
 
-from corpora.ingest import ingest_file
+from corpora.dataset.ingest import ingest_file
 from tasks.retry import is_transient
 
 

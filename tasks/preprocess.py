@@ -1,10 +1,10 @@
-"""Prefect task: preprocess one shard (wiring only; logic in corpora.preprocess_shard)."""
+"""Prefect task: preprocess one shard (wiring only; logic in corpora.preprocess.shard)."""
 
 from __future__ import annotations
 
 from prefect import task
 
-from corpora.preprocess_shard import preprocess_shard
+from corpora.preprocess.shard import preprocess_shard
 from tasks.retry import is_transient
 
 

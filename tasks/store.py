@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from corpora.store import DatasetStore
+from corpora.dataset.store import DatasetStore
 
 
 @task(name="reconcile-deletions")

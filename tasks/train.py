@@ -1,4 +1,4 @@
-"""Prefect task: train one model (wiring only; logic in biomodels.train_api)."""
+"""Prefect task: train one model (wiring only; logic in biomodels.training.api)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect import task
 
-from biomodels.train_api import train
-from biomodels.train_config import build_config
+from biomodels.training.api import train
+from biomodels.training.config import build_config
 
 
 @task(name="train-model", task_run_name="train {task} from {model} -> {out}")

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.helpers.paths import ROOT
 
-SAMPLES = Path(__file__).resolve().parent.parent / "corpora" / "samples"
+SAMPLES = ROOT / "corpora" / "samples"
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -33,7 +34,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
     For plumbing tests (flows, offsets, skipping), not accuracy: two layers, hidden 64.
     """
-    from biomodels.train_api import train
+    from biomodels.training.api import train
 
     root = tmp_path_factory.mktemp("tiny-models")
     small = {"layers": 2, "hidden": 64, "heads": 2, "vocab_size": 2000, "batch_size": 16, "max_steps": 12, "eval_every": 12, "seed": 3}

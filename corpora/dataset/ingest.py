@@ -1,0 +1,145 @@
+"""Ingest one input file into a dataset shard: detect, read, validate, write atomically.
+
+This is the library function behind the Prefect `ingest` flow; it is also what a test or a notebook
+calls directly. One call handles one shard; the flow maps it over files.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corpora.errors import ConfigError, EmptyInputError
+from corpora.formats.registry import companion_files, detect_format, get_reader
+from corpora.dataset.manifest import ShardEntry
+from corpora.schema import Deletion, Document
+from corpora.dataset.store import DatasetStore, shard_name_for
+from corpora.formats.textio import sha256_file
+from corpora.validation import check_entity_offsets, check_relation_arguments
+from corpora.dataset.versioning import code_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardReport:
+    """What happened to one input file: written, skipped (unchanged), or failed (with the error)."""
+
+    path: str
+    shard: str
+    status: str
+    format: str = ""
+    documents: int = 0
+    passages: int = 0
+    entity_types: dict[str, int] = field(default_factory=dict)
+    relation_types: dict[str, int] = field(default_factory=dict)
+    deletions: int = 0
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_entry(cls, path: str, entry: ShardEntry, status: str) -> "ShardReport":
+        return cls(
+            path=path,
+            shard=entry.shard,
+            status=status,
+            format=entry.format,
+            documents=entry.rows,
+            passages=entry.passages,
+            entity_types=dict(entry.entity_types),
+            relation_types=dict(entry.relation_types),
+            deletions=len(entry.deletions),
+        )
+
+
+def report_if_current(target: DatasetStore, shard: str, source: str, sha256: str, version: str, producer: dict | None = None) -> ShardReport | None:
+    """A `skipped` report when `shard` of `target` was made from the same input by the same code and producer."""
+    if not target.is_current(shard, sha256, version, producer):
+        return None
+    entry = target.entry(shard)
+    assert entry is not None
+    return ShardReport.from_entry(source, entry, "skipped")
+
+
+MISMATCH_CHOICES = ("error", "skip")
+
+
+def reader_options(fmt: str, on_mismatch: str) -> dict[str, str]:
+    """Keyword arguments for the `fmt` reader: `mismatch` where the reader takes it and it is not
+    the default. Raises ConfigError for an unknown policy."""
+    if on_mismatch not in MISMATCH_CHOICES:
+        raise ConfigError(f"--on-offset-mismatch must be one of {MISMATCH_CHOICES}, got {on_mismatch!r}")
+    if on_mismatch == "error" or "mismatch" not in inspect.signature(get_reader(fmt)).parameters:
+        return {}
+    return {"mismatch": on_mismatch}
+
+
+def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force: bool = False, on_mismatch: str = "error") -> ShardReport:
+    """Read `path` into the dataset at `out_dir` as one shard.
+
+    Unchanged input (same content hash, same code version, same reader options) is skipped
+    without reading it. Any error in the file raises an `InputError` naming the file and line; the
+    shard's previous version, if any, is left untouched. `on_mismatch="skip"` lets readers that
+    support it (BioC XML/JSON) drop an annotation whose text does not match its offsets, with a
+    warning, instead of failing the file; other readers always fail on such an annotation.
+    """
+    src = Path(path)
+    store = DatasetStore(out_dir)
+    shard = shard_name_for(src)
+    name = detect_format(src) if fmt == "auto" else fmt
+    sha = input_hash(src, name)
+    version = code_version()
+    options = reader_options(name, on_mismatch)
+    producer = {"reader_options": options} if options else None  # a different option redoes the shard
+    if not force and (skipped := report_if_current(store, shard, str(src), sha, version, producer)):
+        log.info("%s unchanged: skipped", src)
+        return skipped
+
+    reader = functools.partial(get_reader(name), **options)
+    deletions: list[str] = []
+
+    def documents() -> Any:
+        for record in reader(src):
+            if isinstance(record, Deletion):
+                deletions.append(record.document_id)
+                continue
+            yield record
+
+    def validate(doc: Document) -> None:
+        doc.source.path = str(src)
+        doc.source.sha256 = sha
+        doc.source.format = name
+        check_entity_offsets(doc, src)
+        check_relation_arguments(doc, src)
+
+    entry = ShardEntry(shard=shard, source_path=str(src), source_sha256=sha, format=name, code_version=version, producer=producer or {})
+    entry.deletions = deletions  # filled while the shard is written
+    written = store.write_shard(shard, _non_empty(documents(), deletions, src), entry, on_document=validate)
+    log.info("%s: %d documents, %d entities, %d relations, %d deletions -> %s", src, written.rows, written.entities, written.relations, len(deletions), shard)
+    return ShardReport.from_entry(str(src), written, "written")
+
+
+def input_hash(path: Path, fmt: str) -> str:
+    """sha256 of the file, or, when the reader also reads companion files, of all their hashes."""
+    companions = companion_files(path, fmt)
+    if not companions:
+        return sha256_file(path)
+    joined = "".join(f"{p.name}:{sha256_file(p)}\n" for p in [path, *companions])
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _non_empty(documents: Any, deletions: list[str], src: Path) -> Any:
+    """Pass documents through; a file that yields neither documents nor deletions is an error."""
+    n = 0
+    for doc in documents:
+        n += 1
+        yield doc
+    if n == 0 and not deletions:
+        raise EmptyInputError(src, "no documents found")

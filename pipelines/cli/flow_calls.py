@@ -1,0 +1,32 @@
+"""Running a flow from a CLI command: the summary on stdout, failures on stderr, an exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from corpora.errors import PartialFailure
+from pipelines.flows.runners import task_runner
+
+
+def with_runner(flow: Any, args: Any) -> Any:
+    """The flow with a Dask task runner when --dask-address/--dask-workers were given."""
+    if getattr(args, "dask_address", None) or getattr(args, "dask_workers", None):
+        return flow.with_options(task_runner=task_runner(args.dask_address, args.dask_workers))
+    return flow
+
+
+def run_and_report(call: Callable[[], Any], output_hint: str) -> int:
+    """Call a flow; print its summary (and the failed inputs); 1 when any input failed, else 0."""
+    try:
+        summary = call()
+    except PartialFailure as exc:
+        print(exc.summary.text())
+        print(f"error: {exc}", file=sys.stderr)
+        for report in exc.summary.failed:
+            print(f"  {report['error']}", file=sys.stderr)
+        return 1
+    print(summary.text())
+    print(f"\n{output_hint}")
+    return 0

@@ -1,0 +1,71 @@
+"""The annotate flow: raw files or a dataset in, an annotated Parquet dataset out.
+
+Raw files are ingested and preprocessed first (into `OUT/_work/`); a dataset without sentences is
+preprocessed; then one mapped task per shard runs the models. Shards already annotated by the same
+models from the same input are skipped, so a crashed run resumes and a rerun does no work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from biomodels.inference.annotate_shard import annotate_producer
+from corpora.errors import PartialFailure
+from corpora.dataset.store import DatasetStore, open_dataset
+from pipelines.flows.annotation_report import write_report
+from pipelines.flows.fanout import collect_reports
+from pipelines.flows.ingest import ingest_flow
+from pipelines.flows.preprocess import preprocess_flow
+from pipelines.flows.reporting import RunSummary, publish_table
+from tasks.annotate import annotate_shard_task
+from tasks.store import write_manifest_task
+
+
+def is_dataset(path: str | Path) -> bool:
+    return (Path(path) / "data").is_dir() and (Path(path) / "_shards").is_dir()
+
+
+def is_preprocessed(dataset: str | Path) -> bool:
+    entries = DatasetStore(dataset).entries()
+    return bool(entries) and all("preprocess" in e.producer for e in entries.values())
+
+
+@flow(name="annotate", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def annotate_flow(
+    inputs: list[str], out: str, ner: str, re: str | None = None, workers: int = 1, force: bool = False, progress: bool = True
+) -> RunSummary:
+    """Annotate `inputs` (one dataset folder, or raw files/folders/globs) into the dataset `out`."""
+    work = Path(out) / "_work"
+    if len(inputs) == 1 and is_dataset(inputs[0]):
+        dataset = inputs[0]
+    else:
+        dataset = str(work / "ingested")
+        ingest_flow(inputs, dataset, progress=progress)
+    if not is_preprocessed(dataset):
+        pre = str(work / "preprocessed")
+        preprocess_flow(dataset, pre, workers=workers, progress=progress)
+        dataset = pre
+    source = open_dataset(dataset)
+    shards = source.shard_names()
+    target = DatasetStore(out)
+    target.clear_staging()
+    annotators = annotate_producer(ner, re)["annotate"]
+    futures = annotate_shard_task.map(unmapped(dataset), shards, unmapped(out), unmapped(ner), unmapped(re), force=unmapped(force))
+    summary = RunSummary(flow="annotate", out_dir=str(Path(out)))
+    summary.reports = collect_reports(list(futures), [(str(source.shard_path(s)), s) for s in shards], "annotate", progress)
+    pruned = target.prune(set(shards))
+    if pruned:
+        summary.extra["removed (input shard gone)"] = len(pruned)
+    summary.extra["models"] = ", ".join(f"{k}={v}" for k, v in annotators.items())
+    write_manifest_task(out, {"annotators": annotators})
+    report, _ = write_report(out, annotators)
+    create_markdown_artifact(markdown=report, key="annotate-report", description="annotated dataset: counts, scores, examples")
+    publish_table(summary, key="annotate-shards")
+    get_run_logger().info("%s", summary.text())
+    if summary.failed:
+        raise PartialFailure(f"{len(summary.failed)} of {len(shards)} shard(s) failed", summary)
+    return summary
