@@ -52,13 +52,13 @@ sys.path.insert(0, str(ROOT))
 
 from biomodels.inference.engine import AnnotationEngine  # noqa: E402
 from biomodels.models.model_dir import save_model_dir  # noqa: E402
-from biomodels.models.task_models import build_model  # noqa: E402
 from biomodels.models.presets import scratch_config  # noqa: E402
+from biomodels.models.task_models import build_model  # noqa: E402
 from biomodels.models.tokenization import load_tokenizer  # noqa: E402
 from biomodels.models.vocab_training import train_wordpiece_vocab  # noqa: E402
+from corpora.formats.pubmed_xml import read_pubmed_xml  # noqa: E402
 from corpora.preprocess.documents import preprocess_documents  # noqa: E402
 from corpora.preprocess.pipeline import build_pipeline
-from corpora.formats.pubmed_xml import read_pubmed_xml  # noqa: E402
 from corpora.schema import Document, Passage, Span  # noqa: E402
 
 LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
@@ -95,8 +95,15 @@ def make_model_dir(out: Path, vocab: Path, size: str, sample: list[list[str]]) -
     torch.manual_seed(0)
     n_vocab = len(load_tokenizer(vocab, True))
     config = scratch_config(layers, hidden, heads, n_vocab, max_positions=512)
-    model, tok, _ = build_model("ner", "scratch", len(LABELS), scratch_config=config, id2label=dict(enumerate(LABELS)),
-                                vocab=vocab, lower_case=True)
+    model, tok, _ = build_model(
+        "ner",
+        "scratch",
+        len(LABELS),
+        scratch_config=config,
+        id2label=dict(enumerate(LABELS)),
+        vocab=vocab,
+        lower_case=True,
+    )
     model.eval()
     with torch.no_grad():
         model.classifier.weight.normal_(0.0, 1.0)
@@ -110,8 +117,13 @@ def make_model_dir(out: Path, vocab: Path, size: str, sample: list[list[str]]) -
 
 def one_sentence_documents(texts: list[str], tokens: list[list[tuple[int, int]]]) -> list[Document]:
     return [
-        Document(f"s{i}", f"s{i}", passages=[Passage("p", "sentence", t, [[0, len(t)]])], sentences=[Span(0, len(t))],
-                 tokens=[Span(a, b) for a, b in toks])
+        Document(
+            f"s{i}",
+            f"s{i}",
+            passages=[Passage("p", "sentence", t, [[0, len(t)]])],
+            sentences=[Span(0, len(t))],
+            tokens=[Span(a, b) for a, b in toks],
+        )
         for i, (t, toks) in enumerate(zip(texts, tokens))
     ]
 
@@ -134,8 +146,14 @@ def bench_size(size: str, model_dir: Path, texts, tokens, words, spacy_docs, rep
     # the peer gets the model as transformers loads it from the same directory (same weights and config)
     peer_model = AutoModelForTokenClassification.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     peer_tokenizer = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
-    peer = pipeline("token-classification", model=peer_model, tokenizer=peer_tokenizer,
-                    aggregation_strategy="simple", batch_size=32, device=-1)
+    peer = pipeline(
+        "token-classification",
+        model=peer_model,
+        tokenizer=peer_tokenizer,
+        aggregation_strategy="simple",
+        batch_size=32,
+        device=-1,
+    )
     nlp = English()
     nlp.add_pipe("biomegatron_ner", config={"model": str(model_dir), "device": "cpu", "precision": "fp32"})
     inner = nlp.get_pipe("biomegatron_ner").engine  # the engine inside the component
@@ -143,8 +161,10 @@ def bench_size(size: str, model_dir: Path, texts, tokens, words, spacy_docs, rep
     documents = one_sentence_documents(texts, tokens)  # input, made once (annotate replaces the entities)
 
     def ours():
-        return [[(e.offsets[0][0], e.offsets[0][1], e.type, e.score) for e in d.entities]
-                for d in engine.annotate(documents)]
+        return [
+            [(e.offsets[0][0], e.offsets[0][1], e.type, e.score) for e in d.entities]
+            for d in engine.annotate(documents)
+        ]
 
     def theirs():
         return [[(e["start"], e["end"], e["entity_group"], float(e["score"])) for e in row] for row in peer(texts)]
@@ -201,8 +221,11 @@ def main() -> None:
         vocab = Path(tmp) / "vocab"
         train_wordpiece_vocab(abstracts, 8000, True, vocab)
         tok = load_tokenizer(vocab, True)
-        keep = [i for i, (t, toks) in enumerate(zip(texts, tokens))
-                if len(tok([t[a:b] for a, b in toks], is_split_into_words=True)["input_ids"]) <= MAX_SUBWORDS + 2][: args.sentences]
+        keep = [
+            i
+            for i, (t, toks) in enumerate(zip(texts, tokens))
+            if len(tok([t[a:b] for a, b in toks], is_split_into_words=True)["input_ids"]) <= MAX_SUBWORDS + 2
+        ][: args.sentences]
         skipped = keep[-1] + 1 - len(keep)  # sentences over 510 word pieces before the last one kept
         texts, tokens = [texts[i] for i in keep], [tokens[i] for i in keep]
         words = [[t[a:b] for a, b in toks] for t, toks in zip(texts, tokens)]
@@ -210,10 +233,17 @@ def main() -> None:
         nlp = build_pipeline()
         spacy_docs = list(nlp.pipe(texts))
         spacy_sentences = sum(1 for d in spacy_docs for _ in d.sents)
-        summary = {"sentences": len(texts), "words": sum(map(len, words)),
-                   "mean_subwords": round(sum(subwords) / len(subwords), 1), "max_subwords": max(subwords),
-                   "skipped_long": skipped, "spacy_doc_sentences": spacy_sentences, "threads": args.threads,
-                   "repeat": args.repeat, "load_avg_start": os.getloadavg()[0]}
+        summary = {
+            "sentences": len(texts),
+            "words": sum(map(len, words)),
+            "mean_subwords": round(sum(subwords) / len(subwords), 1),
+            "max_subwords": max(subwords),
+            "skipped_long": skipped,
+            "spacy_doc_sentences": spacy_sentences,
+            "threads": args.threads,
+            "repeat": args.repeat,
+            "load_avg_start": os.getloadavg()[0],
+        }
         for size in args.sizes.split(","):
             model_dir = make_model_dir(Path(tmp) / "models", vocab, size, words[:64])
             repeat = args.repeat_base if size == "base" else args.repeat

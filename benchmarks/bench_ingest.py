@@ -66,8 +66,11 @@ def _templates() -> list[bytes]:
                 cit = etree.tostring(child, encoding="utf-8", with_tail=False)
                 pmid = child.findtext("PMID")
                 xml = (
-                    b"<PubmedArticle>" + cit + b"<PubmedData><ArticleIdList><ArticleId IdType=\"pubmed\">"
-                    + pmid.encode() + b"</ArticleId></ArticleIdList></PubmedData></PubmedArticle>"
+                    b"<PubmedArticle>"
+                    + cit
+                    + b'<PubmedData><ArticleIdList><ArticleId IdType="pubmed">'
+                    + pmid.encode()
+                    + b"</ArticleId></ArticleIdList></PubmedData></PubmedArticle>"
                 )
             else:
                 continue
@@ -158,21 +161,37 @@ def worker(kind: str, path: Path) -> dict:
         n = 0
         chars = 0
         for rec in pubmed_parser.parse_medline_xml(
-            str(path), year_info_only=True, nlm_category=False, author_list=False, reference_list=False,
+            str(path),
+            year_info_only=True,
+            nlm_category=False,
+            author_list=False,
+            reference_list=False,
             parse_downto_mesh_subterms=True,
         ):
             if not rec.get("delete"):
                 n += 1
                 chars += len(rec["title"]) + len(rec["abstract"])
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"kind": kind, "n": n, "seconds": seconds, "cpu_seconds": cpu, "per_s": n / seconds, "per_cpu_s": n / cpu, "chars": chars,
-            "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "kind": kind,
+        "n": n,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "per_s": n / seconds,
+        "per_cpu_s": n / cpu,
+        "chars": chars,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def run_worker(kind: str, path: Path) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--worker", kind, "--path", str(path)],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -181,7 +200,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--citations", type=int, default=30000, help="citations in the benchmark file (default 30000)")
     ap.add_argument("--no-gzip", action="store_true", help="write the benchmark file uncompressed")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per reader, interleaved; the fastest counts (shared CPUs are noisy)")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs per reader, interleaved; the fastest counts (shared CPUs are noisy)"
+    )
     ap.add_argument("--skip-3x", action="store_true", help="skip the 3x-larger memory check")
     ap.add_argument("--worker", choices=["ours", "peer"], help=argparse.SUPPRESS)
     ap.add_argument("--path", type=Path, help=argparse.SUPPRESS)
@@ -194,14 +215,19 @@ def main() -> None:
     t0 = time.perf_counter()
     path = build_file(args.citations, gz)
     size_mb = path.stat().st_size / 1e6
-    print(f"file: {path} ({size_mb:.1f} MB{' gzip' if gz else ''}, {args.citations} citations; ready in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"file: {path} ({size_mb:.1f} MB{' gzip' if gz else ''}, {args.citations} citations; ready in {time.perf_counter() - t0:.1f} s)"
+    )
 
     best: dict[str, dict] = {}
     for _ in range(args.repeat):
         for kind in ("ours", "peer"):
             r = run_worker(kind, path)
-            print(f"  {kind}: {r['n']} citations in {r['seconds']:.2f} s wall ({r['per_s']:.0f}/s), "
-                  f"{r['cpu_seconds']:.2f} s CPU ({r['per_cpu_s']:.0f}/s), peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"  {kind}: {r['n']} citations in {r['seconds']:.2f} s wall ({r['per_s']:.0f}/s), "
+                f"{r['cpu_seconds']:.2f} s CPU ({r['per_cpu_s']:.0f}/s), peak RSS {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
             if kind not in best or r["seconds"] < best[kind]["seconds"]:
                 best[kind] = r
             if kind + "_cpu" not in best or r["cpu_seconds"] < best[kind + "_cpu"]["cpu_seconds"]:
@@ -223,9 +249,11 @@ def main() -> None:
         "peak_rss_mb": round(ours["peak_rss_mb"], 1),
         "peer_peak_rss_mb": round(peer["peak_rss_mb"], 1),
     }
-    print(f"best of {args.repeat}: ours {result['ours_per_s']:.0f}/s, pubmed_parser {result['peer_per_s']:.0f}/s, "
-          f"ratio {result['ratio']:.2f} (wall); per CPU second {result['ours_per_cpu_s']:.0f} vs "
-          f"{result['peer_per_cpu_s']:.0f}, ratio {result['ratio_cpu']:.2f}")
+    print(
+        f"best of {args.repeat}: ours {result['ours_per_s']:.0f}/s, pubmed_parser {result['peer_per_s']:.0f}/s, "
+        f"ratio {result['ratio']:.2f} (wall); per CPU second {result['ours_per_cpu_s']:.0f} vs "
+        f"{result['peer_per_cpu_s']:.0f}, ratio {result['ratio_cpu']:.2f}"
+    )
     print(f"peak RSS: ours {result['peak_rss_mb']:.0f} MB, pubmed_parser {result['peer_peak_rss_mb']:.0f} MB")
     if not args.skip_3x:
         path3 = build_file(3 * args.citations, gz)
@@ -235,8 +263,10 @@ def main() -> None:
         result["citations_3x"] = 3 * args.citations
         result["ours_per_s_3x"] = round(r3["per_s"], 1)
         result["peak_rss_mb_3x"] = round(r3["peak_rss_mb"], 1)
-        print(f"3x file ({3 * args.citations} citations): ours {r3['per_s']:.0f}/s, peak RSS {r3['peak_rss_mb']:.0f} MB "
-              f"(vs {result['peak_rss_mb']:.0f} MB on the 1x file)")
+        print(
+            f"3x file ({3 * args.citations} citations): ours {r3['per_s']:.0f}/s, peak RSS {r3['peak_rss_mb']:.0f} MB "
+            f"(vs {result['peak_rss_mb']:.0f} MB on the 1x file)"
+        )
     print(json.dumps(result))
 
 

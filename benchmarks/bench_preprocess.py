@@ -111,7 +111,11 @@ def peer_preprocess(docs: list, nlp) -> list:
                         continue
                     i = ptext.find(short)
                     while i >= 0:
-                        if off + i in starts and off + i + len(short) in ends and (off + i, off + i + len(short)) not in known:
+                        if (
+                            off + i in starts
+                            and off + i + len(short) in ends
+                            and (off + i, off + i + len(short)) not in known
+                        ):
                             extra.add((off + i, off + i + len(short), ls, le))
                         i = ptext.find(short, i + 1)
         doc.sentences = sentences
@@ -140,13 +144,18 @@ def spacy_n_process_preprocess(docs: list, n_process: int, batch_size: int = 64)
     with scispaCy's detector in `make_serializable` mode (its default keeps Spans in `doc._`,
     which cannot cross processes: E871). Workers send whole Docs back (`Doc.to_bytes`); the caller
     reads the offsets with the same vectorized code as ours and resolves abbreviations the same way."""
-    from corpora.preprocess.chunks import document_result, apply_results
+    from corpora.preprocess.chunks import apply_results, document_result
     from corpora.preprocess.passages import document_task
     from corpora.preprocess.token_offsets import ChunkOffsets
 
     nlp = _serializable_pipeline()
     tasks = [document_task(d) for d in docs]
-    pieces = [(text, (t, p, start)) for t, (_, passages) in enumerate(tasks) for p, (_, text, start) in enumerate(passages) if text and not text.isspace()]
+    pieces = [
+        (text, (t, p, start))
+        for t, (_, passages) in enumerate(tasks)
+        for p, (_, text, start) in enumerate(passages)
+        if text and not text.isspace()
+    ]
     offsets = ChunkOffsets(len(tasks))
     found = [[[] for _ in passages] for _, passages in tasks]
     for sdoc, (t, p, start) in nlp.pipe(pieces, as_tuples=True, batch_size=batch_size, n_process=n_process):
@@ -195,7 +204,6 @@ def mp_pool_preprocess(docs: list, processes: int, docs_per_chunk: int = 32) -> 
     import multiprocessing
 
     from corpora.preprocess.chunks import apply_results
-
     from corpora.preprocess.passages import document_task
 
     chunks = [docs[i : i + docs_per_chunk] for i in range(0, len(docs), docs_per_chunk)]
@@ -287,27 +295,50 @@ def machine_scaling(n_docs: int, peer_wall: float) -> dict:
         t = time.perf_counter()
         runs = list(ex.map(_calibration_run, [n_docs // 2, n_docs - n_docs // 2]))
         wall = time.perf_counter() - t
-    print(f"calibration: the peer loop in 2 processes at once, {n_docs // 2} documents each: {wall:.2f} s wall (process CPU {[round(c, 2) for _, c in runs]})", flush=True)
+    print(
+        f"calibration: the peer loop in 2 processes at once, {n_docs // 2} documents each: {wall:.2f} s wall (process CPU {[round(c, 2) for _, c in runs]})",
+        flush=True,
+    )
     return {"two_process_wall_s": round(wall, 2), "two_process_speedup": round(peer_wall / wall, 2)}
 
 
 def _summary(docs: list) -> list:
-    return [(d.id, [(s.start, s.end) for s in d.sentences], [(t.start, t.end) for t in d.tokens], [vars(a) for a in d.abbreviations]) for d in docs]
+    return [
+        (
+            d.id,
+            [(s.start, s.end) for s in d.sentences],
+            [(t.start, t.end) for t in d.tokens],
+            [vars(a) for a in d.abbreviations],
+        )
+        for d in docs
+    ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=5000, help="documents after replication (default 5000)")
-    ap.add_argument("--workers", type=int, default=2, help="processes annotating for ours: the caller and N-1 pool processes (default 2)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each side, interleaved; the fastest counts (default 2)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="processes annotating for ours: the caller and N-1 pool processes (default 2)",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="runs of each side, interleaved; the fastest counts (default 2)"
+    )
     ap.add_argument("--skip-extra", action="store_true", help="only the cold runs of ours and the peer")
-    ap.add_argument("--calibrate", action="store_true", help="also time the peer loop in 2 processes at once (the machine's own 2-process speed-up)")
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also time the peer loop in 2 processes at once (the machine's own 2-process speed-up)",
+    )
     args = ap.parse_args()
-    from corpora.preprocess.pool import PreprocessPool
     from corpora.preprocess.documents import preprocess_documents
 
     # After spaCy's import, which installs its own "once" filter for this warning: scispaCy runs an
     from corpora.preprocess.pipeline import build_pipeline, pipeline_fingerprint
+    from corpora.preprocess.pool import PreprocessPool
+
     # empty matcher on every text without abbreviations.
     warnings.filterwarnings("ignore", message=r".*\[W036\]")
 
@@ -321,7 +352,10 @@ def main() -> None:
     peer_docs, ours_docs = replicate(base, args.docs), replicate(base, args.docs)
     spacy_docs, mp_docs = replicate(base, args.docs), replicate(base, args.docs)
     n_passages = sum(len(d.passages) for d in ours_docs)
-    print(f"{args.docs} documents ({len(base)} bundled, replicated), {n_passages} passages; cpus={os.cpu_count()}", flush=True)
+    print(
+        f"{args.docs} documents ({len(base)} bundled, replicated), {n_passages} passages; cpus={os.cpu_count()}",
+        flush=True,
+    )
     load_start = os.getloadavg()
 
     peer_walls, peer_cpus, ours_walls, ours_cpus, loads = [], [], [], [], []
@@ -343,7 +377,9 @@ def main() -> None:
             lambda: spacy_n_process_preprocess(spacy_docs, args.workers),
         )
         spacy_walls.append(wall)
-        _, wall, _ = _timed(f"multiprocessing.Pool({args.workers}).imap over chunks", lambda: mp_pool_preprocess(mp_docs, args.workers))
+        _, wall, _ = _timed(
+            f"multiprocessing.Pool({args.workers}).imap over chunks", lambda: mp_pool_preprocess(mp_docs, args.workers)
+        )
         mp_walls.append(wall)
     ours_summary = _summary(ours_docs)
     identical = ours_summary == _summary(peer_docs) == _summary(spacy_docs) == _summary(mp_docs)
@@ -376,7 +412,9 @@ def main() -> None:
             list(pool.preprocess(replicate(base, len(base)), caller_helps=False))
             before = sum(_proc_cpu(p) for p in pool.worker_pids)
             counts = (pool.chunks_in_caller, pool.chunks_in_workers)
-            _, warm_wall, warm_cpu = _timed(f"ours (PreprocessPool already up, workers={args.workers})", lambda: list(pool.preprocess(ours_docs)))
+            _, warm_wall, warm_cpu = _timed(
+                f"ours (PreprocessPool already up, workers={args.workers})", lambda: list(pool.preprocess(ours_docs))
+            )
             workers_cpu = sum(_proc_cpu(p) for p in pool.worker_pids) - before
             split = (pool.chunks_in_caller - counts[0], pool.chunks_in_workers - counts[1])
         print(

@@ -46,8 +46,12 @@ def build_model(vocab_size: int):
 
     torch.manual_seed(SEED)
     config = MegatronBertConfig(
-        vocab_size=((vocab_size + 127) // 128) * 128, hidden_size=512, num_hidden_layers=6,
-        num_attention_heads=8, intermediate_size=2048, max_position_embeddings=512,
+        vocab_size=((vocab_size + 127) // 128) * 128,
+        hidden_size=512,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        intermediate_size=2048,
+        max_position_embeddings=512,
         num_labels=len(LABELS),
     )
     return MegatronBertForTokenClassification(config)
@@ -92,9 +96,20 @@ class TokenMeter:
 def run_ours(features: list[dict], tokenizer, steps: int, batch: int, out: Path) -> dict:
     model = build_model(len(tokenizer))
     meter = TokenMeter(model)
-    cfg = TrainConfig(out_dir=out, learning_rate=LR, max_steps=steps, batch_size=batch,
-                      warmup_ratio=0.1, weight_decay=0.01, precision="fp32", seed=SEED,
-                      log_every=max(1, steps // 4), device="cpu", progress=False, plot=False)
+    cfg = TrainConfig(
+        out_dir=out,
+        learning_rate=LR,
+        max_steps=steps,
+        batch_size=batch,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        precision="fp32",
+        seed=SEED,
+        log_every=max(1, steps // 4),
+        device="cpu",
+        progress=False,
+        plot=False,
+    )
     result = Trainer(model, features, PaddingCollator(tokenizer.pad_token_id), cfg).train()
     report = meter.report(time.perf_counter())
     report["trainer_reported_tokens_per_s"] = result.tokens_per_s
@@ -109,13 +124,24 @@ def run_peer(features: list[dict], tokenizer, steps: int, batch: int, out: Path)
     model = build_model(len(tokenizer))
     meter = TokenMeter(model)
     args = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=batch, max_steps=steps,
-        learning_rate=LR, weight_decay=0.01, warmup_steps=max(1, steps // 10), seed=SEED,
-        use_cpu=True, save_strategy="no", eval_strategy="no", logging_strategy="no",
-        report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        output_dir=str(out),
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        learning_rate=LR,
+        weight_decay=0.01,
+        warmup_steps=max(1, steps // 10),
+        seed=SEED,
+        use_cpu=True,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
     )
-    trainer = HFTrainer(model=model, args=args, train_dataset=features,
-                        data_collator=DataCollatorForTokenClassification(tokenizer))
+    trainer = HFTrainer(
+        model=model, args=args, train_dataset=features, data_collator=DataCollatorForTokenClassification(tokenizer)
+    )
     trainer.train()
     report = meter.report(time.perf_counter())
     report["optimizer"] = str(getattr(args.optim, "value", args.optim))
@@ -134,9 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     features, tokenizer, source = ner_features()
     lengths = [len(f["input_ids"]) for f in features]
-    print(f"data: {source} ({len(features)} sentences, mean {sum(lengths) / len(lengths):.1f} "
-          f"word pieces, max {max(lengths)}); {args.steps} steps of batch {args.batch_size}; "
-          f"torch threads {torch.get_num_threads()}", flush=True)
+    print(
+        f"data: {source} ({len(features)} sentences, mean {sum(lengths) / len(lengths):.1f} "
+        f"word pieces, max {max(lengths)}); {args.steps} steps of batch {args.batch_size}; "
+        f"torch threads {torch.get_num_threads()}",
+        flush=True,
+    )
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         order = ["ours", "peer"] if args.order == "ours-first" else ["peer", "ours"]
@@ -144,27 +173,34 @@ def main(argv: list[str] | None = None) -> int:
             runner = run_ours if name == "ours" else run_peer
             results[name] = runner(features, tokenizer, args.steps, args.batch_size, Path(tmp) / name)
             r = results[name]
-            print(f"{name}: {r['tokens_per_s']:.0f} real tokens/s, {r['tokens_per_cpu_s']:.0f} per "
-                  f"CPU s ({r['real_tokens']} real of {r['padded_tokens']} padded tokens, "
-                  f"{r['seconds']:.1f} s, {r['cpu_seconds']:.1f} CPU s, "
-                  f"optimizer {r['optimizer']})", flush=True)
+            print(
+                f"{name}: {r['tokens_per_s']:.0f} real tokens/s, {r['tokens_per_cpu_s']:.0f} per "
+                f"CPU s ({r['real_tokens']} real of {r['padded_tokens']} padded tokens, "
+                f"{r['seconds']:.1f} s, {r['cpu_seconds']:.1f} CPU s, "
+                f"optimizer {r['optimizer']})",
+                flush=True,
+            )
     ratio = results["ours"]["tokens_per_s"] / results["peer"]["tokens_per_s"]
     ratio_cpu = results["ours"]["tokens_per_cpu_s"] / results["peer"]["tokens_per_cpu_s"]
     print(f"ratio ours/peer: {ratio:.2f} (wall), {ratio_cpu:.2f} (CPU time)")
-    print(json.dumps({
-        "ours_tokens_per_s": results["ours"]["tokens_per_s"],
-        "peer_tokens_per_s": results["peer"]["tokens_per_s"],
-        "ratio": ratio,
-        "ours_tokens_per_cpu_s": results["ours"]["tokens_per_cpu_s"],
-        "peer_tokens_per_cpu_s": results["peer"]["tokens_per_cpu_s"],
-        "ratio_cpu": ratio_cpu,
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "threads": torch.get_num_threads(),
-        "data": str(source),
-        "ours": results["ours"],
-        "peer": results["peer"],
-    }))
+    print(
+        json.dumps(
+            {
+                "ours_tokens_per_s": results["ours"]["tokens_per_s"],
+                "peer_tokens_per_s": results["peer"]["tokens_per_s"],
+                "ratio": ratio,
+                "ours_tokens_per_cpu_s": results["ours"]["tokens_per_cpu_s"],
+                "peer_tokens_per_cpu_s": results["peer"]["tokens_per_cpu_s"],
+                "ratio_cpu": ratio_cpu,
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "threads": torch.get_num_threads(),
+                "data": str(source),
+                "ours": results["ours"],
+                "peer": results["peer"],
+            }
+        )
+    )
     return 0
 
 

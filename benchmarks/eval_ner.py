@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     splits = {name: args.data_dir / f"{name}.tsv" for name in ("train", "devel", "test")}
     missing = [str(path) for path in splits.values() if not path.is_file()]
     if missing:
-        print(f"skipped: NCBI-disease CoNLL files not found ({', '.join(missing)}); "
-              "the benchmark needs ../shared/corpora/ncbi-disease/conll/NCBI-disease-IOB/")
+        print(
+            f"skipped: NCBI-disease CoNLL files not found ({', '.join(missing)}); "
+            "the benchmark needs ../shared/corpora/ncbi-disease/conll/NCBI-disease-IOB/"
+        )
         print(json.dumps({"skipped": True, "missing": missing}))
         return 0
 
@@ -59,10 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = {
-        "layers": args.layers, "hidden": args.hidden, "heads": args.heads, "vocab_size": args.vocab_size,
-        "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "warmup_ratio": 0.1,
-        "weight_decay": 0.01, "dropout": 0.1, "max_length": 128, "stride": 32, "precision": "auto",
-        "seed": args.seed, "log_every": 50, "save_every": 1000, "progress": False,
+        "layers": args.layers,
+        "hidden": args.hidden,
+        "heads": args.heads,
+        "vocab_size": args.vocab_size,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.01,
+        "dropout": 0.1,
+        "max_length": 128,
+        "stride": 32,
+        "precision": "auto",
+        "seed": args.seed,
+        "log_every": 50,
+        "save_every": 1000,
+        "progress": False,
     }
     started = time.perf_counter()
     outcome = train("ner", "scratch", [splits["train"]], [splits["devel"]], args.out, config)
@@ -72,19 +87,38 @@ def main(argv: list[str] | None = None) -> int:
     eval_s = time.perf_counter() - t0
     metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))
     dev = outcome.headline
-    print(f"model: scratch {args.layers} layers, hidden {args.hidden}, {args.heads} heads, WordPiece vocab "
-          f"{args.vocab_size} trained on the training text; {outcome.global_step} steps, best dev at step {outcome.best_step}")
+    print(
+        f"model: scratch {args.layers} layers, hidden {args.hidden}, {args.heads} heads, WordPiece vocab "
+        f"{args.vocab_size} trained on the training text; {outcome.global_step} steps, best dev at step {outcome.best_step}"
+    )
     print(f"dev  (best epoch): P {dev['precision']:.4f}  R {dev['recall']:.4f}  F1 {dev['f1']:.4f}")
-    print(f"test (strict IOB2): P {test['precision']:.4f}  R {test['recall']:.4f}  F1 {test['f1']:.4f}  "
-          f"(gold {test['n_gold']}, predicted {test['n_pred']}, sentences {test['n_sentences']})")
-    print(f"time: train {train_s / 60:.1f} min ({metrics['tokens_per_s']:.0f} real tokens/s), test evaluation {eval_s:.0f} s, "
-          f"torch threads {torch.get_num_threads()}")
-    print(json.dumps({
-        "benchmark": "eval_ner", "corpus": "NCBI-disease", "model": f"scratch-{args.layers}x{args.hidden}",
-        "vocab_size": args.vocab_size, "epochs": args.epochs, "steps": outcome.global_step, "best_step": outcome.best_step,
-        "dev_f1": dev["f1"], "test_precision": test["precision"], "test_recall": test["recall"], "test_f1": test["f1"],
-        "train_minutes": round(train_s / 60, 2), "tokens_per_s": round(metrics["tokens_per_s"]),
-    }))
+    print(
+        f"test (strict IOB2): P {test['precision']:.4f}  R {test['recall']:.4f}  F1 {test['f1']:.4f}  "
+        f"(gold {test['n_gold']}, predicted {test['n_pred']}, sentences {test['n_sentences']})"
+    )
+    print(
+        f"time: train {train_s / 60:.1f} min ({metrics['tokens_per_s']:.0f} real tokens/s), test evaluation {eval_s:.0f} s, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": "eval_ner",
+                "corpus": "NCBI-disease",
+                "model": f"scratch-{args.layers}x{args.hidden}",
+                "vocab_size": args.vocab_size,
+                "epochs": args.epochs,
+                "steps": outcome.global_step,
+                "best_step": outcome.best_step,
+                "dev_f1": dev["f1"],
+                "test_precision": test["precision"],
+                "test_recall": test["recall"],
+                "test_f1": test["f1"],
+                "train_minutes": round(train_s / 60, 2),
+                "tokens_per_s": round(metrics["tokens_per_s"]),
+            }
+        )
+    )
     return 0
 
 

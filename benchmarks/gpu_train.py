@@ -49,13 +49,26 @@ from biomodels.training.trainer import StepInfo, TrainConfig, Trainer  # noqa: E
 # Word-piece lengths of NCBI-disease train (5,424 sentences, [CLS] and [SEP] included, WordPiece
 # vocabulary of 8,000 trained on the text by benchmarks/ner_bench_data.py): bins of 10, counts.
 NCBI_LENGTH_HISTOGRAM = [
-    (0, 190), (10, 1151), (20, 1796), (30, 1226), (40, 641), (50, 256), (60, 92), (70, 40),
-    (80, 14), (90, 6), (100, 7), (110, 1), (120, 2), (130, 1), (140, 1),
+    (0, 190),
+    (10, 1151),
+    (20, 1796),
+    (30, 1226),
+    (40, 641),
+    (50, 256),
+    (60, 92),
+    (70, 40),
+    (80, 14),
+    (90, 6),
+    (100, 7),
+    (110, 1),
+    (120, 2),
+    (130, 1),
+    (140, 1),
 ]
-ARCH_345M = dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16,
-                 intermediate_size=4096, vocab_size=30592)
-ARCH_TINY = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
-                 intermediate_size=128, vocab_size=1024)
+ARCH_345M = dict(
+    num_hidden_layers=24, hidden_size=1024, num_attention_heads=16, intermediate_size=4096, vocab_size=30592
+)
+ARCH_TINY = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128, vocab_size=1024)
 PAD, CLS, SEP, NUM_LABELS = 0, 2, 3, 3
 
 
@@ -82,12 +95,14 @@ def synthetic_features(lengths: list[int], vocab: int, rng: random.Random) -> li
     feats = []
     for n in lengths:
         body = n - 2
-        feats.append({
-            "input_ids": [CLS] + [rng.randrange(5, vocab) for _ in range(body)] + [SEP],
-            "attention_mask": [1] * n,
-            "token_type_ids": [0] * n,
-            "labels": [-100] + [rng.randrange(NUM_LABELS) for _ in range(body)] + [-100],
-        })
+        feats.append(
+            {
+                "input_ids": [CLS] + [rng.randrange(5, vocab) for _ in range(body)] + [SEP],
+                "attention_mask": [1] * n,
+                "token_type_ids": [0] * n,
+                "labels": [-100] + [rng.randrange(NUM_LABELS) for _ in range(body)] + [-100],
+            }
+        )
     return feats
 
 
@@ -103,11 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps (60; tiny: 6)")
     parser.add_argument("--batch-size", type=int, default=None, help="sequences per step (64; tiny: 8)")
-    parser.add_argument("--warmup-steps", type=int, default=None,
-                        help="steps excluded from the steady-state figure (10; tiny: 2)")
+    parser.add_argument(
+        "--warmup-steps", type=int, default=None, help="steps excluded from the steady-state figure (10; tiny: 2)"
+    )
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
-    parser.add_argument("--lengths", default="auto", choices=["auto", "histogram", "sample"],
-                        help="where sequence lengths come from (auto: ../shared corpus, else histogram)")
+    parser.add_argument(
+        "--lengths",
+        default="auto",
+        choices=["auto", "histogram", "sample"],
+        help="where sequence lengths come from (auto: ../shared corpus, else histogram)",
+    )
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--tiny", action="store_true", help="a 2-layer model instead of 345m")
     parser.add_argument("--cpu", action="store_true", help="run on CPU (smoke test)")
@@ -136,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     lengths, length_source = ncbi_lengths(args.lengths, steps * batch, rng)
     features = synthetic_features(lengths, arch["vocab_size"], rng)
     torch.manual_seed(args.seed)
-    config = MegatronBertConfig(**arch, max_position_embeddings=512, num_labels=NUM_LABELS,
-                                layer_norm_eps=1e-5, hidden_act="gelu_new")
+    config = MegatronBertConfig(
+        **arch, max_position_embeddings=512, num_labels=NUM_LABELS, layer_norm_eps=1e-5, hidden_act="gelu_new"
+    )
     model = MegatronBertForTokenClassification(config)
     n_params = non_embedding_params(model)
 
@@ -151,9 +172,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         cfg = TrainConfig(
-            out_dir=out, learning_rate=5e-5, max_steps=steps, batch_size=batch, warmup_ratio=0.1,
-            precision=args.precision, seed=args.seed, log_every=max(1, warm), device=str(device),
-            progress=None, plot=False,
+            out_dir=out,
+            learning_rate=5e-5,
+            max_steps=steps,
+            batch_size=batch,
+            warmup_ratio=0.1,
+            precision=args.precision,
+            seed=args.seed,
+            log_every=max(1, warm),
+            device=str(device),
+            progress=None,
+            plot=False,
         )
         collate = PaddingCollator(PAD, pad_to_multiple_of=8 if device.type == "cuda" else None)
         trainer = Trainer(model, features, collate, cfg, callbacks=[mark])
@@ -193,10 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if device.type == "cuda":
         report["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    print(f"{report['model']} on {report['device']}, {report['precision']}, {report['optimizer']}: "
-          f"{result.tokens_per_s:.0f} real tokens/s overall, "
-          f"{(steady or 0):.0f} after {warm} warmup steps; mean real length {mean_len:.1f}; "
-          f"{fpt / 1e9:.3f} GFLOP/token; MFU {100 * mfu:.1f}% of {args.peak_tflops:.0f} TFLOP/s")
+    print(
+        f"{report['model']} on {report['device']}, {report['precision']}, {report['optimizer']}: "
+        f"{result.tokens_per_s:.0f} real tokens/s overall, "
+        f"{(steady or 0):.0f} after {warm} warmup steps; mean real length {mean_len:.1f}; "
+        f"{fpt / 1e9:.3f} GFLOP/token; MFU {100 * mfu:.1f}% of {args.peak_tflops:.0f} TFLOP/s"
+    )
     print(json.dumps(report))
     return 0
 

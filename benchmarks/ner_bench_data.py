@@ -51,10 +51,16 @@ def train_wordpiece(sentences: list[tuple[list[str], list[str]]], vocab_size: in
     tok.train_from_iterator((" ".join(words) for words, _ in sentences), trainer=trainer)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_max_length=512,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
     )
 
 
@@ -66,18 +72,25 @@ def ner_features(
     sentences = read_conll(path)
     tokenizer = train_wordpiece(sentences, vocab_size)
     label_id = {label: i for i, label in enumerate(LABELS)}
-    enc = tokenizer([w for w, _ in sentences], is_split_into_words=True, truncation=True,
-                    max_length=max_length, return_token_type_ids=True)
+    enc = tokenizer(
+        [w for w, _ in sentences],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+        return_token_type_ids=True,
+    )
     features = []
     for i, (_, tags) in enumerate(sentences):
         labels, previous = [], None
         for word in enc.word_ids(i):
             labels.append(-100 if word is None or word == previous else label_id[tags[word]])
             previous = word
-        features.append({
-            "input_ids": enc["input_ids"][i],
-            "attention_mask": enc["attention_mask"][i],
-            "token_type_ids": enc["token_type_ids"][i],
-            "labels": labels,
-        })
+        features.append(
+            {
+                "input_ids": enc["input_ids"][i],
+                "attention_mask": enc["attention_mask"][i],
+                "token_type_ids": enc["token_type_ids"][i],
+                "labels": labels,
+            }
+        )
     return features, tokenizer, path

@@ -36,14 +36,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from spacy.attrs import IS_SPACE, ORTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported only when a component first runs: spaCy imports this module
     from biomodels.inference.engine import AnnotationEngine  # for every pipeline it builds, via the entry points
@@ -56,7 +54,14 @@ RE_FACTORY = "biomegatron_re"
 DEFAULT_EXTENSION = "biomegatron_relations"
 MODEL_SUBDIR = "model"
 # what a model directory needs for inference (biomodels.models.model_dir layout); optional ones copied if there
-MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "labels.json", "biomed.json")
+MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "labels.json",
+    "biomed.json",
+)
 OPTIONAL_FILES = ("vocab.txt", "special_tokens_map.json", "added_tokens.json")
 
 
@@ -65,8 +70,16 @@ class _EngineComponent:
 
     task = ""
 
-    def __init__(self, nlp: Language, name: str, model: str, batch_size: int, batch_tokens: int | None,
-                 device: str | None, precision: str) -> None:
+    def __init__(
+        self,
+        nlp: Language,
+        name: str,
+        model: str,
+        batch_size: int,
+        batch_tokens: int | None,
+        device: str | None,
+        precision: str,
+    ) -> None:
         if batch_size < 1:
             raise ConfigError(f"{name}: batch_size must be >= 1, got {batch_size}")
         self.name = name
@@ -84,7 +97,9 @@ class _EngineComponent:
     def engine(self) -> AnnotationEngine:
         if self._engine is None:
             if self.model_path is None:
-                raise ConfigError(f"{self.name}: no model; set the component's `model` config to a trained-model directory")
+                raise ConfigError(
+                    f"{self.name}: no model; set the component's `model` config to a trained-model directory"
+                )
             self._engine = self._make_engine(self.model_path)
         return self._engine
 
@@ -133,7 +148,7 @@ class _EngineComponent:
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
 
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "_EngineComponent":
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> _EngineComponent:
         folder = Path(path) / MODEL_SUBDIR
         if not folder.is_dir():
             raise ModelError(f"{folder}: missing; {Path(path)} was not saved by the {self.name} component")
@@ -172,8 +187,18 @@ def _token_texts(doc: Doc) -> list[str]:
 class BiomegatronNER(_EngineComponent):
     task = "ner"
 
-    def __init__(self, nlp: Language, name: str, model: str, overwrite_ents: bool, spans_key: str, batch_size: int,
-                 batch_tokens: int | None, device: str | None, precision: str) -> None:
+    def __init__(
+        self,
+        nlp: Language,
+        name: str,
+        model: str,
+        overwrite_ents: bool,
+        spans_key: str,
+        batch_size: int,
+        batch_tokens: int | None,
+        device: str | None,
+        precision: str,
+    ) -> None:
         super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision)
         self.overwrite_ents = overwrite_ents
         self.spans_key = spans_key
@@ -200,8 +225,9 @@ class BiomegatronNER(_EngineComponent):
                     for first, end, label, score in found:
                         spans.append(Span(doc, pos[first], pos[end - 1] + 1, label=label))
                         scores.append(score)
-            doc.spans[self.spans_key] = SpanGroup(doc, name=self.spans_key, spans=spans,
-                                                  attrs={"scores": scores, "annotator": annotator})
+            doc.spans[self.spans_key] = SpanGroup(
+                doc, name=self.spans_key, spans=spans, attrs={"scores": scores, "annotator": annotator}
+            )
             self._set_ents(doc, spans)
 
     def _set_ents(self, doc: Doc, spans: list[Span]) -> None:
@@ -218,8 +244,17 @@ class BiomegatronNER(_EngineComponent):
 class BiomegatronRE(_EngineComponent):
     task = "re"
 
-    def __init__(self, nlp: Language, name: str, model: str, extension: str, batch_size: int, batch_tokens: int | None,
-                 device: str | None, precision: str) -> None:
+    def __init__(
+        self,
+        nlp: Language,
+        name: str,
+        model: str,
+        extension: str,
+        batch_size: int,
+        batch_tokens: int | None,
+        device: str | None,
+        precision: str,
+    ) -> None:
         super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision)
         if not extension.isidentifier():
             raise ConfigError(f"{name}: extension {extension!r} is not a valid attribute name")
@@ -243,44 +278,91 @@ class BiomegatronRE(_EngineComponent):
                 label, score = next(results)
                 if label == negative:
                     continue
-                found.append({
-                    "head": [cand.arg1.start, cand.arg1.end, cand.arg1.type],
-                    "tail": [cand.arg2.start, cand.arg2.end, cand.arg2.type],
-                    "label": label,
-                    "score": score,
-                    "annotator": annotator,
-                })
+                found.append(
+                    {
+                        "head": [cand.arg1.start, cand.arg1.end, cand.arg1.type],
+                        "tail": [cand.arg2.start, cand.arg2.end, cand.arg2.type],
+                        "label": label,
+                        "score": score,
+                        "annotator": annotator,
+                    }
+                )
             doc._.set(self.extension, found)
 
 
 def as_document(doc: Doc) -> Document:
     """The doc as a one-passage Document: its sentences (non-whitespace token extent) and `doc.ents`."""
     text = doc.text
-    sentences = [CharSpan(doc[int(idx[0])].idx, doc[int(idx[-1])].idx + len(doc[int(idx[-1])])) for idx in _content_tokens(doc)]
-    entities = [Entity(f"e{i}", ent.label_, [ent.text], [[ent.start_char, ent.end_char]]) for i, ent in enumerate(doc.ents)]
-    return Document("doc", "doc", passages=[Passage("p0", "text", text, [[0, len(text)]])], sentences=sentences, entities=entities)
+    sentences = [
+        CharSpan(doc[int(idx[0])].idx, doc[int(idx[-1])].idx + len(doc[int(idx[-1])])) for idx in _content_tokens(doc)
+    ]
+    entities = [
+        Entity(f"e{i}", ent.label_, [ent.text], [[ent.start_char, ent.end_char]]) for i, ent in enumerate(doc.ents)
+    ]
+    return Document(
+        "doc", "doc", passages=[Passage("p0", "text", text, [[0, len(text)]])], sentences=sentences, entities=entities
+    )
 
 
 @Language.factory(
     NER_FACTORY,
-    default_config={"model": "", "overwrite_ents": False, "spans_key": NER_FACTORY, "batch_size": 1000,
-                    "batch_tokens": None, "device": None, "precision": "auto"},
+    default_config={
+        "model": "",
+        "overwrite_ents": False,
+        "spans_key": NER_FACTORY,
+        "batch_size": 1000,
+        "batch_tokens": None,
+        "device": None,
+        "precision": "auto",
+    },
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
 )
-def make_ner(nlp: Language, name: str, model: str, overwrite_ents: bool, spans_key: str, batch_size: int,
-             batch_tokens: int | None, device: str | None, precision: str) -> BiomegatronNER:
+def make_ner(
+    nlp: Language,
+    name: str,
+    model: str,
+    overwrite_ents: bool,
+    spans_key: str,
+    batch_size: int,
+    batch_tokens: int | None,
+    device: str | None,
+    precision: str,
+) -> BiomegatronNER:
     return BiomegatronNER(nlp, name, model, overwrite_ents, spans_key, batch_size, batch_tokens, device, precision)
 
 
 @Language.factory(
     RE_FACTORY,
-    default_config={"model": "", "extension": DEFAULT_EXTENSION, "batch_size": 1000,
-                    "batch_tokens": None, "device": None, "precision": "auto"},
+    default_config={
+        "model": "",
+        "extension": DEFAULT_EXTENSION,
+        "batch_size": 1000,
+        "batch_tokens": None,
+        "device": None,
+        "precision": "auto",
+    },
     requires=["doc.ents"],
 )
-def make_re(nlp: Language, name: str, model: str, extension: str, batch_size: int, batch_tokens: int | None,
-            device: str | None, precision: str) -> BiomegatronRE:
+def make_re(
+    nlp: Language,
+    name: str,
+    model: str,
+    extension: str,
+    batch_size: int,
+    batch_tokens: int | None,
+    device: str | None,
+    precision: str,
+) -> BiomegatronRE:
     return BiomegatronRE(nlp, name, model, extension, batch_size, batch_tokens, device, precision)
 
 
-__all__ = ["BiomegatronNER", "BiomegatronRE", "DEFAULT_EXTENSION", "NER_FACTORY", "RE_FACTORY", "as_document", "make_ner", "make_re"]
+__all__ = [
+    "BiomegatronNER",
+    "BiomegatronRE",
+    "DEFAULT_EXTENSION",
+    "NER_FACTORY",
+    "RE_FACTORY",
+    "as_document",
+    "make_ner",
+    "make_re",
+]

@@ -126,7 +126,7 @@ class Document:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> "Document":
+    def from_dict(cls, row: dict[str, Any]) -> Document:
         """Build a Document from a plain dict (a Parquet row, a JSON record); missing fields default."""
         md = dict(row.get("metadata") or {})
         md["mesh_terms"] = [MeshTerm(**m) for m in md.get("mesh_terms") or []]
@@ -136,7 +136,9 @@ class Document:
             id=row["id"],
             document_id=row["document_id"],
             source=Source(**(row.get("source") or {})),
-            passages=[Passage(p["id"], p["type"], p["text"], _offsets(p["offsets"])) for p in row.get("passages") or []],
+            passages=[
+                Passage(p["id"], p["type"], p["text"], _offsets(p["offsets"])) for p in row.get("passages") or []
+            ],
             entities=[
                 Entity(
                     id=e["id"],

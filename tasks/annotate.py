@@ -8,6 +8,14 @@ from biomodels.inference.annotate_shard import annotate_shard
 from tasks.retry import is_transient
 
 
-@task(name="annotate-shard", retries=1, retry_delay_seconds=2, retry_condition_fn=is_transient, task_run_name="annotate {shard}")
-def annotate_shard_task(dataset: str, shard: str, out: str, ner: str, re: str | None = None, force: bool = False) -> dict:
+@task(
+    name="annotate-shard",
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=is_transient,
+    task_run_name="annotate {shard}",
+)
+def annotate_shard_task(
+    dataset: str, shard: str, out: str, ner: str, re: str | None = None, force: bool = False
+) -> dict:
     return annotate_shard(dataset, shard, out, ner, re, force=force).to_dict()

@@ -8,6 +8,10 @@ from corpora.dataset.ingest import ingest_file
 from tasks.retry import is_transient
 
 
-@task(name="ingest-file", retries=2, retry_delay_seconds=2, retry_condition_fn=is_transient, task_run_name="ingest {path}")
-def ingest_file_task(path: str, out_dir: str, fmt: str = "auto", force: bool = False, on_mismatch: str = "error") -> dict:
+@task(
+    name="ingest-file", retries=2, retry_delay_seconds=2, retry_condition_fn=is_transient, task_run_name="ingest {path}"
+)
+def ingest_file_task(
+    path: str, out_dir: str, fmt: str = "auto", force: bool = False, on_mismatch: str = "error"
+) -> dict:
     return ingest_file(path, out_dir, fmt=fmt, force=force, on_mismatch=on_mismatch).to_dict()

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from tests.helpers.paths import ROOT
 
 SAMPLES = ROOT / "corpora" / "samples"
@@ -37,9 +38,25 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     from biomodels.training.api import train
 
     root = tmp_path_factory.mktemp("tiny-models")
-    small = {"layers": 2, "hidden": 64, "heads": 2, "vocab_size": 2000, "batch_size": 16, "max_steps": 12, "eval_every": 12, "seed": 3}
+    small = {
+        "layers": 2,
+        "hidden": 64,
+        "heads": 2,
+        "vocab_size": 2000,
+        "batch_size": 16,
+        "max_steps": 12,
+        "eval_every": 12,
+        "seed": 3,
+    }
     bc5 = SAMPLES / "bc5cdr"
-    train("ner", "scratch", [str(bc5 / "BC5CDR-IOB_train_sample.tsv")], [str(bc5 / "CDR_dev_sample.PubTator.txt")], root / "ner", dict(small))
+    train(
+        "ner",
+        "scratch",
+        [str(bc5 / "BC5CDR-IOB_train_sample.tsv")],
+        [str(bc5 / "CDR_dev_sample.PubTator.txt")],
+        root / "ner",
+        dict(small),
+    )
     train(
         "re",
         "scratch",

@@ -27,7 +27,12 @@ def all_modules() -> list[str]:
 
 def test_the_walk_finds_the_sub_packages() -> None:
     names = all_modules()
-    for expected in ("corpora.formats.pubmed_xml", "corpora.preprocess.shard", "biomodels.training.trainer", "pipelines.cli"):
+    for expected in (
+        "corpora.formats.pubmed_xml",
+        "corpora.preprocess.shard",
+        "biomodels.training.trainer",
+        "pipelines.cli",
+    ):
         assert expected in names
 
 

@@ -21,11 +21,11 @@ from biomodels.data.qa import QAExample, read_squad
 from biomodels.data.re_candidates import RELATION_TASKS, RelationCandidate, RelationTask, relation_candidates
 from biomodels.data.re_marking import MarkedExample
 from biomodels.data.re_masked_tsv import read_masked_re_tsv
+from corpora.dataset.store import DatasetStore
 from corpora.errors import ConfigError, InputError
 from corpora.formats.registry import companion_files, detect_format, expand_inputs, read_documents
-from corpora.schema import Document
-from corpora.dataset.store import DatasetStore
 from corpora.formats.textio import head_bytes, sha256_file
+from corpora.schema import Document
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,18 @@ def looks_like_masked_re(path: Path) -> bool:
         return False
     if lines[0].strip().lower() == b"sentence\tlabel":
         return True
-    return all(len(ln.split(b"\t")) in (2, 3) for ln in lines[:-1] or lines) and any(_MASK_HINT.search(ln) for ln in lines)
+    return all(len(ln.split(b"\t")) in (2, 3) for ln in lines[:-1] or lines) and any(
+        _MASK_HINT.search(ln) for ln in lines
+    )
 
 
 def _needs(doc: Document, tokens: bool) -> bool:
     return not doc.sentences or (tokens and not doc.tokens)
 
 
-def read_input_documents(inputs: Sequence[str | Path], fmt: str = "auto", files: DataFiles | None = None) -> list[Document]:
+def read_input_documents(
+    inputs: Sequence[str | Path], fmt: str = "auto", files: DataFiles | None = None
+) -> list[Document]:
     """Documents of every input (file, folder, glob, or dataset folder); Deletions are skipped."""
     docs: list[Document] = []
     for item in inputs:
@@ -95,14 +99,22 @@ def ensure_preprocessed(docs: list[Document], tokens: bool, spacy_model: str | N
     from corpora.preprocess.documents import preprocess_documents
     from corpora.preprocess.shard import cached_pipeline
 
-    log.info("preprocessing %d of %d documents with scispaCy (they have no %s)", len(missing), len(docs),
-             "sentences/tokens" if tokens else "sentences")
+    log.info(
+        "preprocessing %d of %d documents with scispaCy (they have no %s)",
+        len(missing),
+        len(docs),
+        "sentences/tokens" if tokens else "sentences",
+    )
     done = {id(d): d for d in preprocess_documents(missing, cached_pipeline(spacy_model))}
     return [done.get(id(d), d) for d in docs]
 
 
 def load_documents(
-    inputs: Sequence[str | Path], fmt: str = "auto", *, tokens: bool = True, spacy_model: str | None = None,
+    inputs: Sequence[str | Path],
+    fmt: str = "auto",
+    *,
+    tokens: bool = True,
+    spacy_model: str | None = None,
     files: DataFiles | None = None,
 ) -> list[Document]:
     """Documents with sentences (and tokens when `tokens`) from any inputs; an empty result is an error."""
@@ -123,7 +135,9 @@ def filter_entity_types(docs: Iterable[Document], types: Sequence[str] | None) -
     present = Counter(e.type for d in docs for e in d.entities)
     unknown = [t for t in types if t not in present]
     if unknown:
-        raise ConfigError(f"entity_types {unknown} do not occur in the data (types present: {', '.join(sorted(present)) or 'none'})")
+        raise ConfigError(
+            f"entity_types {unknown} do not occur in the data (types present: {', '.join(sorted(present)) or 'none'})"
+        )
     wanted = set(types)
     for d in docs:
         d.entities = [e for e in d.entities if e.type in wanted]
@@ -132,8 +146,13 @@ def filter_entity_types(docs: Iterable[Document], types: Sequence[str] | None) -
 
 
 def load_ner_examples(
-    inputs: Sequence[str | Path], *, fmt: str = "auto", entity_types: Sequence[str] | None = None,
-    discontinuous: str = "first", spacy_model: str | None = None, files: DataFiles | None = None,
+    inputs: Sequence[str | Path],
+    *,
+    fmt: str = "auto",
+    entity_types: Sequence[str] | None = None,
+    discontinuous: str = "first",
+    spacy_model: str | None = None,
+    files: DataFiles | None = None,
 ) -> list[NerExample]:
     docs = load_documents(inputs, fmt, tokens=True, spacy_model=spacy_model, files=files)
     examples = ner_examples(filter_entity_types(docs, entity_types), discontinuous=discontinuous)  # type: ignore[arg-type]
@@ -172,8 +191,13 @@ class RelationData:
 
 
 def load_re_examples(
-    inputs: Sequence[str | Path], *, fmt: str = "auto", relation_task: str = "auto",
-    spacy_model: str | None = None, files: DataFiles | None = None, task: RelationTask | None = None,
+    inputs: Sequence[str | Path],
+    *,
+    fmt: str = "auto",
+    relation_task: str = "auto",
+    spacy_model: str | None = None,
+    files: DataFiles | None = None,
+    task: RelationTask | None = None,
 ) -> RelationData:
     """Candidates (documents of any format; sentences added when missing) or masked TSV rows.
 
@@ -199,11 +223,15 @@ def load_re_examples(
         )
     if masked:
         return RelationData(list(masked), "masked-tsv", None, task.negative_label if task else "false")
-    docs = load_documents(doc_inputs, "auto" if fmt == "masked-tsv" else fmt, tokens=False, spacy_model=spacy_model, files=files)
+    docs = load_documents(
+        doc_inputs, "auto" if fmt == "masked-tsv" else fmt, tokens=False, spacy_model=spacy_model, files=files
+    )
     rel_task = task or choose_relation_task(docs, relation_task)
     cands = relation_candidates(docs, rel_task)
     if not cands:
-        raise InputError(", ".join(map(str, inputs)), f"no {rel_task.name} candidate pairs (no sentence holds both argument types)")
+        raise InputError(
+            ", ".join(map(str, inputs)), f"no {rel_task.name} candidate pairs (no sentence holds both argument types)"
+        )
     return RelationData(list(cands), "documents", rel_task, rel_task.negative_label)
 
 

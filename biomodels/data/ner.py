@@ -65,7 +65,15 @@ class NerConversionStats:
     dropped_ids: list[str] = field(default_factory=list)
 
     def problems(self) -> dict[str, int]:
-        keys = ("discontinuous", "snapped", "no_token", "crossing_sentence", "overlap_dropped", "duplicates", "tokens_outside_sentences")
+        keys = (
+            "discontinuous",
+            "snapped",
+            "no_token",
+            "crossing_sentence",
+            "overlap_dropped",
+            "duplicates",
+            "tokens_outside_sentences",
+        )
         return {k: getattr(self, k) for k in keys if getattr(self, k)}
 
 
@@ -76,7 +84,11 @@ def ner_examples(docs: Iterable[Document], *, discontinuous: Literal["first", "o
     """One NerExample per sentence of each Document (see the module docstring for the rules)."""
     examples, stats = convert_documents(docs, discontinuous=discontinuous)
     if stats.problems():
-        log.warning("NER conversion of %d entities: %s", stats.entities, ", ".join(f"{k} {v}" for k, v in stats.problems().items()))
+        log.warning(
+            "NER conversion of %d entities: %s",
+            stats.entities,
+            ", ".join(f"{k} {v}" for k, v in stats.problems().items()),
+        )
     return examples
 
 
@@ -95,7 +107,11 @@ def convert_documents(
 
 def _document_examples(doc: Document, discontinuous: str, stats: NerConversionStats) -> list[NerExample]:
     if not doc.tokens:
-        raise InputError(doc.source.path or doc.id, "document has no tokens; run preprocessing (or read a CoNLL file) first", record=doc.id)
+        raise InputError(
+            doc.source.path or doc.id,
+            "document has no tokens; run preprocessing (or read a CoNLL file) first",
+            record=doc.id,
+        )
     text = doc.text
     sentences = sorted(doc.sentences, key=lambda s: s.start)
     if not sentences:
@@ -302,7 +318,9 @@ def tokenize_ner(
     prefix, suffix = special_token_layout(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     if stride < 0 or stride >= budget:
-        raise ConfigError(f"stride {stride} must be at least 0 and below the {budget} subwords a window holds (max_length {max_length})")
+        raise ConfigError(
+            f"stride {stride} must be at least 0 and below the {budget} subwords a window holds (max_length {max_length})"
+        )
     features: list[dict[str, Any]] = []
     for ei, ex in enumerate(examples):
         if ex.tags is not None and len(ex.tags) != len(ex.words):
@@ -352,7 +370,9 @@ def _as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def merge_word_scores(features: Sequence[Mapping[str, Any]], logits: Any, examples: Sequence[NerExample]) -> list[np.ndarray]:
+def merge_word_scores(
+    features: Sequence[Mapping[str, Any]], logits: Any, examples: Sequence[NerExample]
+) -> list[np.ndarray]:
     """Per example, a [n_words, n_labels] array of the first-subword logits from the owning window.
 
     `logits` is one array per feature ([seq_len, n_labels], or a padded [n_features, seq_len,
@@ -404,9 +424,14 @@ def merge_ner_predictions(
     rows = [_as_numpy(r) for r in logits_or_label_ids]
     if rows and rows[0].ndim == 1 and np.issubdtype(rows[0].dtype, np.integer):
         rows = [r[:, None] for r in rows]
-        ids_per_example = [m[:, 0].astype(int) if m.size else np.zeros(0, dtype=int) for m in merge_word_scores(features, rows, examples)]
+        ids_per_example = [
+            m[:, 0].astype(int) if m.size else np.zeros(0, dtype=int)
+            for m in merge_word_scores(features, rows, examples)
+        ]
     else:
-        ids_per_example = [m.argmax(-1) if m.size else np.zeros(0, dtype=int) for m in merge_word_scores(features, rows, examples)]
+        ids_per_example = [
+            m.argmax(-1) if m.size else np.zeros(0, dtype=int) for m in merge_word_scores(features, rows, examples)
+        ]
     out = []
     for ids in ids_per_example:
         tags = [labels[int(i)] for i in ids]
@@ -438,7 +463,9 @@ def decode_entities(
     word's end; the score is the mean of the words' scores (None without scores).
     """
     if len(words_offsets) != len(tags) or (scores is not None and len(scores) != len(tags)):
-        raise ValueError(f"{len(words_offsets)} word offsets, {len(tags)} tags, {None if scores is None else len(scores)} scores")
+        raise ValueError(
+            f"{len(words_offsets)} word offsets, {len(tags)} tags, {None if scores is None else len(scores)} scores"
+        )
     tags = iob2_repair(tags)
     entities = []
     i, n = 0, len(tags)

@@ -79,10 +79,14 @@ def _question(p: Path, qa: Any, context: str, title: str, seen: set[str]) -> QAE
         text = ans.get("text") if isinstance(ans, dict) else None
         start = ans.get("answer_start") if isinstance(ans, dict) else None
         if not isinstance(text, str) or not text or not isinstance(start, int) or isinstance(start, bool):
-            raise MalformedInputError(p, f'answer {k} needs a non-empty "text" and an integer "answer_start"', record=qid)
+            raise MalformedInputError(
+                p, f'answer {k} needs a non-empty "text" and an integer "answer_start"', record=qid
+            )
         found = context[start : start + len(text)]
         if found != text:
-            raise MalformedInputError(p, f"answer {k} {text!r} is not at answer_start {start} (context has {found!r})", record=qid)
+            raise MalformedInputError(
+                p, f"answer {k} {text!r} is not at answer_start {start} (context has {found!r})", record=qid
+            )
         checked.append({"text": text, "answer_start": start})
     return QAExample(qid, question, context, checked, title)
 
@@ -132,12 +136,16 @@ def tokenize_qa(
                 "_offset_mapping": offsets,
             }
             if ex.answers:
-                feat["start_positions"], feat["end_positions"] = _answer_positions(ids, offsets, ex.answers[0], tokenizer)
+                feat["start_positions"], feat["end_positions"] = _answer_positions(
+                    ids, offsets, ex.answers[0], tokenizer
+                )
             features.append(feat)
     return features
 
 
-def _answer_positions(ids: Sequence[int], offsets: Sequence[tuple[int, int] | None], answer: Mapping[str, Any], tokenizer: Any) -> tuple[int, int]:
+def _answer_positions(
+    ids: Sequence[int], offsets: Sequence[tuple[int, int] | None], answer: Mapping[str, Any], tokenizer: Any
+) -> tuple[int, int]:
     cls = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
     a_start = answer["answer_start"]
     a_end = a_start + len(answer["text"])

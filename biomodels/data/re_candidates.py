@@ -53,12 +53,14 @@ DDI_TYPES = ("drug", "brand", "group", "drug_n")
 # DDI 2013: every unordered pair of drug mentions in a sentence (the corpus lists one <pair> per such
 # pair, e1 before e2), labelled with the interaction type; `symmetric` so each pair is one candidate
 DDI_TASK = RelationTask(
-    "ddi", tuple((a, b) for i, a in enumerate(DDI_TYPES) for b in DDI_TYPES[i:]), ("advise", "effect", "int", "mechanism"),
+    "ddi",
+    tuple((a, b) for i, a in enumerate(DDI_TYPES) for b in DDI_TYPES[i:]),
+    ("advise", "effect", "int", "mechanism"),
     symmetric=True,
 )
 
 # every relation task a model can be trained on, by the name recorded in its biomed.json
-RELATION_TASKS: dict[str, "RelationTask"] = {t.name: t for t in (CHEMPROT_TASK, BC5CDR_CID_TASK, DDI_TASK)}
+RELATION_TASKS: dict[str, RelationTask] = {t.name: t for t in (CHEMPROT_TASK, BC5CDR_CID_TASK, DDI_TASK)}
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,20 @@ def relation_candidates(docs: Iterable[Document], task: RelationTask = CHEMPROT_
         log.warning(
             "%s: %d of %d relations have no candidate (%d across sentences, %d with unconfigured types); "
             "%d entities cross a sentence end; %d label conflicts",
-            task.name, stats.relations - stats.relations_covered, stats.relations, stats.cross_sentence,
-            stats.unmatched, stats.entities_crossing_sentence, stats.label_conflicts,
+            task.name,
+            stats.relations - stats.relations_covered,
+            stats.relations,
+            stats.cross_sentence,
+            stats.unmatched,
+            stats.entities_crossing_sentence,
+            stats.label_conflicts,
         )
     return cands
 
 
-def generate_candidates(docs: Iterable[Document], task: RelationTask = CHEMPROT_TASK) -> tuple[list[RelationCandidate], CandidateStats]:
+def generate_candidates(
+    docs: Iterable[Document], task: RelationTask = CHEMPROT_TASK
+) -> tuple[list[RelationCandidate], CandidateStats]:
     stats = CandidateStats()
     out: list[RelationCandidate] = []
     for doc in docs:
@@ -226,13 +235,19 @@ def _relation_concepts(rel: Any, by_id: Mapping[str, Entity]) -> tuple[str, str]
     for arg in (rel.arg1_id, rel.arg2_id):
         ent = by_id.get(arg)
         if ent is None or not ent.normalized:
-            raise InputError("<documents>", f"relation {rel.id} has no concept ids and argument {arg} has no normalization")
+            raise InputError(
+                "<documents>", f"relation {rel.id} has no concept ids and argument {arg} has no normalization"
+            )
         ids.append(ent.normalized[0].db_id)
     return ids[0], ids[1]
 
 
-def _concept_label(e1: Entity, e2: Entity, concept_labels: Mapping[tuple[str, str], str]) -> tuple[str | None, list[tuple[str, str]]]:
+def _concept_label(
+    e1: Entity, e2: Entity, concept_labels: Mapping[tuple[str, str], str]
+) -> tuple[str | None, list[tuple[str, str]]]:
     """The label of the first concept pair of (e1, e2) that is related, and every related pair
     (a composite mention such as "ocular and auditory toxicity" has several concept ids)."""
-    keys = [(n1.db_id, n2.db_id) for n1 in e1.normalized for n2 in e2.normalized if (n1.db_id, n2.db_id) in concept_labels]
+    keys = [
+        (n1.db_id, n2.db_id) for n1 in e1.normalized for n2 in e2.normalized if (n1.db_id, n2.db_id) in concept_labels
+    ]
     return (concept_labels[keys[0]] if keys else None), keys

@@ -69,11 +69,18 @@ def tokenize_re(
         feat["token_type_ids"] = [0] * n
         if label2id is not None and marked.label is not None:
             if marked.label not in label2id:
-                raise ConfigError(f"example {marked.id}: label {marked.label!r} is not in the label map ({', '.join(label2id)})")
+                raise ConfigError(
+                    f"example {marked.id}: label {marked.label!r} is not in the label map ({', '.join(label2id)})"
+                )
             feat["labels"] = label2id[marked.label]
         features.append(feat)
     if skipped:
-        log.warning("%d relation inputs got no feature (arguments farther apart than %d subwords, or not found): %s", len(skipped), budget, ", ".join(skipped[:20]))
+        log.warning(
+            "%d relation inputs got no feature (arguments farther apart than %d subwords, or not found): %s",
+            len(skipped),
+            budget,
+            ", ".join(skipped[:20]),
+        )
     return features
 
 

@@ -157,7 +157,9 @@ class _Builder:
         return "".join(self.parts)
 
 
-def marker_tokens(style: str, types: Iterable[str] = (), type_aliases: Mapping[str, str] = DEFAULT_TYPE_ALIASES) -> list[str]:
+def marker_tokens(
+    style: str, types: Iterable[str] = (), type_aliases: Mapping[str, str] = DEFAULT_TYPE_ALIASES
+) -> list[str]:
     """Strings to add to a tokenizer as special tokens so each marker or mask stays one token."""
     if style == "entity_markers":
         return ["[E1]", "[/E1]", "[E2]", "[/E2]"]

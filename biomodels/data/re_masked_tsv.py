@@ -46,7 +46,11 @@ def read_masked_re_tsv(path: str | Path) -> list[MarkedExample]:
             elif len(cols) == 2:
                 layout = "bioelectra"
             else:
-                raise MalformedInputError(p, f"expected 'id<TAB>sentence<TAB>label' or 'sentence<TAB>label', found {len(cols)} columns", line=lineno)
+                raise MalformedInputError(
+                    p,
+                    f"expected 'id<TAB>sentence<TAB>label' or 'sentence<TAB>label', found {len(cols)} columns",
+                    line=lineno,
+                )
         expected = 3 if layout == "blue" else 2
         if len(cols) != expected:
             raise MalformedInputError(p, f"expected {expected} tab-separated columns, found {len(cols)}", line=lineno)
@@ -62,10 +66,20 @@ def read_masked_re_tsv(path: str | Path) -> list[MarkedExample]:
             rid = f"{p.stem}:{lineno}"
         label = label.strip()
         if not sentence.strip() or not label:
-            raise MalformedInputError(p, f"empty {'sentence' if not sentence.strip() else 'label'}", line=lineno, record=rid if layout == "blue" else None)
+            raise MalformedInputError(
+                p,
+                f"empty {'sentence' if not sentence.strip() else 'label'}",
+                line=lineno,
+                record=rid if layout == "blue" else None,
+            )
         spans = _mask_spans(sentence, layout)
         if spans is None:
-            raise MalformedInputError(p, "no argument mask (@CHEMICAL$/@GENE$ or BC6ENTC/BC6ENTG) in the sentence", line=lineno, record=rid if layout == "blue" else None)
+            raise MalformedInputError(
+                p,
+                "no argument mask (@CHEMICAL$/@GENE$ or BC6ENTC/BC6ENTG) in the sentence",
+                line=lineno,
+                record=rid if layout == "blue" else None,
+            )
         a1, a2 = spans
         missing += (a1 is None) + (a2 is None)
         out.append(MarkedExample(rid, sentence, a1, a2, label, line=lineno))
@@ -92,4 +106,3 @@ def _mask_spans(sentence: str, layout: str) -> tuple[tuple[int, int] | None, tup
     if a1 is None and a2 is None and len(found) >= 2:
         a1, a2 = found[0][1], found[1][1]  # other BLUE tasks (@DRUG$ twice): text order
     return a1, a2
-

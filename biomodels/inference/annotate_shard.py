@@ -11,11 +11,11 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from corpora.dataset.ingest import ShardReport, report_if_current
 from corpora.dataset.derived_shards import new_entry, sync_removals
+from corpora.dataset.ingest import ShardReport, report_if_current
 from corpora.dataset.store import DatasetStore, open_dataset
-from corpora.formats.textio import sha256_file
 from corpora.dataset.versioning import code_version, source_hash
+from corpora.formats.textio import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ def annotate_producer(ner_dir: str, re_dir: str | None = None) -> dict:
     return {"annotate": cached_engine(ner_dir, re_dir).annotators}
 
 
-def annotate_shard(dataset: str | Path, shard: str, out: str | Path, ner_dir: str, re_dir: str | None = None, force: bool = False) -> ShardReport:
+def annotate_shard(
+    dataset: str | Path, shard: str, out: str | Path, ner_dir: str, re_dir: str | None = None, force: bool = False
+) -> ShardReport:
     source = open_dataset(dataset)
     src_path = source.shard_path(shard)
     sha = sha256_file(src_path)
@@ -50,5 +52,11 @@ def annotate_shard(dataset: str | Path, shard: str, out: str | Path, ner_dir: st
     entry = new_entry(source, shard, sha, version, producer)
     engine = cached_engine(ner_dir, re_dir)
     written = target.write_shard(shard, engine.annotate(source.iter_documents(shard)), entry)
-    log.info("%s: annotated %d documents (%d entities, %d relations)", src_path, written.rows, written.entities, written.relations)
+    log.info(
+        "%s: annotated %d documents (%d entities, %d relations)",
+        src_path,
+        written.rows,
+        written.entities,
+        written.relations,
+    )
     return ShardReport.from_entry(str(src_path), written, "written")

@@ -41,11 +41,11 @@ from typing import Any
 
 import torch
 
-from biomodels.inference.runtime import default_batch_tokens, iter_chunks, load_task_model, resolve_device
 from biomodels.data.ner import NerExample, convert_documents
-from biomodels.inference.entities import NerPredictor, WordEntity
 from biomodels.data.re_candidates import RelationCandidate, RelationTask, generate_candidates
+from biomodels.inference.entities import NerPredictor, WordEntity
 from biomodels.inference.relations import RePredictor, type_coverage
+from biomodels.inference.runtime import default_batch_tokens, iter_chunks, load_task_model, resolve_device
 from corpora.errors import ConfigError, InputError, ModelError
 from corpora.schema import Document, Entity, Relation
 
@@ -117,8 +117,16 @@ class AnnotationEngine:
         self.preprocess = preprocess
         self.docs_per_chunk = docs_per_chunk
         self.chunk_tokens = chunk_tokens
-        self.ner = None if ner_dir is None else NerPredictor(load_task_model(ner_dir, "ner", dev, precision), batch_tokens, stride)
-        self.re = None if re_dir is None else RePredictor(load_task_model(re_dir, "re", dev, precision), batch_tokens, re_task)
+        self.ner = (
+            None
+            if ner_dir is None
+            else NerPredictor(load_task_model(ner_dir, "ner", dev, precision), batch_tokens, stride)
+        )
+        self.re = (
+            None
+            if re_dir is None
+            else RePredictor(load_task_model(re_dir, "re", dev, precision), batch_tokens, re_task)
+        )
         if self.ner is not None and self.re is not None:
             self._check_types(self.ner, self.re)
         self.stats = EngineStats()
@@ -134,8 +142,13 @@ class AnnotationEngine:
                 f"(it produces {ner.entity_types}); no relation could ever be predicted"
             )
         if missing:
-            log.warning("%s: the NER model %s never produces %s; only the pairs %s can get relations",
-                        where, ner.task_model.path, missing, usable)
+            log.warning(
+                "%s: the NER model %s never produces %s; only the pairs %s can get relations",
+                where,
+                ner.task_model.path,
+                missing,
+                usable,
+            )
 
     @property
     def annotators(self) -> dict[str, str]:
@@ -224,7 +237,11 @@ class AnnotationEngine:
             return _Work(doc, [])
         examples, stats = convert_documents([replace(doc, entities=[], relations=[])])
         if stats.tokens_outside_sentences:
-            log.warning("document %s: %d tokens lie outside every sentence and get no prediction", doc.id, stats.tokens_outside_sentences)
+            log.warning(
+                "document %s: %d tokens lie outside every sentence and get no prediction",
+                doc.id,
+                stats.tokens_outside_sentences,
+            )
         return _Work(doc, examples)
 
     def _run_ner(self, work: list[_Work]) -> None:

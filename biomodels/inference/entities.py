@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from biomodels.inference.runtime import TaskModel, run_batches
 from biomodels.data.ner import assign_owners, iob2_repair, plan_windows, special_token_layout
+from biomodels.inference.runtime import TaskModel, run_batches
 from corpora.errors import ConfigError, ModelError
 
 DEFAULT_STRIDE = 32
@@ -55,7 +55,9 @@ class NerPredictor:
         self.prefix, self.suffix = special_token_layout(task_model.tokenizer)
         self.budget = self.max_length - len(self.prefix) - len(self.suffix)
         if self.stride < 0 or self.stride >= self.budget:
-            raise ConfigError(f"{task_model.path}: stride {self.stride} must be in [0, {self.budget}) for max_length {self.max_length}")
+            raise ConfigError(
+                f"{task_model.path}: stride {self.stride} must be in [0, {self.budget}) for max_length {self.max_length}"
+            )
         self.unk_id = task_model.tokenizer.unk_token_id
 
     @property
@@ -68,7 +70,9 @@ class NerPredictor:
         """Windows of every non-empty sentence (see the module docstring)."""
         backend = self.task_model.tokenizer.backend_tokenizer
         todo = [i for i, words in enumerate(sentences) if len(words)]
-        encodings = backend.encode_batch([list(sentences[i]) for i in todo], is_pretokenized=True, add_special_tokens=False)
+        encodings = backend.encode_batch(
+            [list(sentences[i]) for i in todo], is_pretokenized=True, add_special_tokens=False
+        )
         out: list[_Feature] = []
         for si, enc in zip(todo, encodings):
             out.extend(self._sentence_features(si, len(sentences[si]), enc.ids, enc.word_ids))
@@ -119,7 +123,9 @@ class NerPredictor:
         device = self.task_model.device
 
         def consume(rows: list[int], logits: torch.Tensor) -> None:
-            row_index = np.concatenate([np.full(len(feats[r].positions), k, dtype=np.int64) for k, r in enumerate(rows)])
+            row_index = np.concatenate(
+                [np.full(len(feats[r].positions), k, dtype=np.int64) for k, r in enumerate(rows)]
+            )
             pos_index = np.concatenate([feats[r].positions for r in rows])
             picked = logits[torch.from_numpy(row_index).to(device), torch.from_numpy(pos_index).to(device)]
             p, ids = torch.softmax(picked, dim=-1).max(dim=-1)
@@ -139,7 +145,10 @@ class NerPredictor:
     def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[WordEntity]]:
         """Entities of each sentence as word-index spans with scores (see the module docstring)."""
         labels = self.labels
-        return [decode_words([labels[i] for i in ids.tolist()], probs.tolist()) for ids, probs in self.word_predictions(sentences)]
+        return [
+            decode_words([labels[i] for i in ids.tolist()], probs.tolist())
+            for ids, probs in self.word_predictions(sentences)
+        ]
 
 
 def decode_words(tags: Sequence[str], scores: Sequence[float]) -> list[WordEntity]:

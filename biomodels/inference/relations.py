@@ -19,10 +19,10 @@ from collections.abc import Sequence
 
 import torch
 
-from biomodels.inference.runtime import TaskModel, run_batches
 from biomodels.data.re_candidates import CHEMPROT_TASK, RELATION_TASKS, RelationCandidate, RelationTask
 from biomodels.data.re_features import tokenize_re
 from biomodels.data.re_marking import BIOELECTRA_MASKS, DEFAULT_TYPE_ALIASES, MARKER_STYLES
+from biomodels.inference.runtime import TaskModel, run_batches
 from corpora.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -37,17 +37,26 @@ def relation_task_of(task_model: TaskModel, override: RelationTask | None = None
     meta, path = task_model.meta, task_model.path
     pairs = meta.get("type_pairs")
     if pairs:
-        return RelationTask(str(meta.get("relation_task") or "custom"), tuple((str(a), str(b)) for a, b in pairs),
-                            negative_label=str(meta.get("negative_label") or "false"))
+        return RelationTask(
+            str(meta.get("relation_task") or "custom"),
+            tuple((str(a), str(b)) for a, b in pairs),
+            negative_label=str(meta.get("negative_label") or "false"),
+        )
     name = meta.get("relation_task")
     if name:
         if name not in KNOWN_TASKS:
-            raise ModelError(f"{path}/biomed.json: relation_task {name!r} is not one of {', '.join(KNOWN_TASKS)}; pass the RelationTask")
+            raise ModelError(
+                f"{path}/biomed.json: relation_task {name!r} is not one of {', '.join(KNOWN_TASKS)}; pass the RelationTask"
+            )
         return KNOWN_TASKS[name]
     if meta.get("marker_style") == "masked-tsv" or meta.get("relation_input") == "masked-tsv":
-        log.warning("%s was trained on masked sentence files, which record no entity types; using ChemProt's type pairs", path)
+        log.warning(
+            "%s was trained on masked sentence files, which record no entity types; using ChemProt's type pairs", path
+        )
         return CHEMPROT_TASK
-    raise ModelError(f"{path}/biomed.json records neither relation_task nor type_pairs: cannot tell which entity pairs are candidates")
+    raise ModelError(
+        f"{path}/biomed.json records neither relation_task nor type_pairs: cannot tell which entity pairs are candidates"
+    )
 
 
 def input_style_of(task_model: TaskModel) -> str:
@@ -57,7 +66,9 @@ def input_style_of(task_model: TaskModel) -> str:
         markers = task_model.meta.get("marker_tokens") or []
         return "bioelectra" if any(m in BIOELECTRA_MASKS for m in markers) else "blue"
     if style not in MARKER_STYLES:
-        raise ModelError(f"{task_model.path}/biomed.json: marker_style {style!r} is not one of {', '.join(MARKER_STYLES)}")
+        raise ModelError(
+            f"{task_model.path}/biomed.json: marker_style {style!r} is not one of {', '.join(MARKER_STYLES)}"
+        )
     return style
 
 
@@ -71,7 +82,9 @@ class RePredictor:
         self.style = input_style_of(task_model)
         self.negative_label = str(task_model.meta.get("negative_label") or self.task.negative_label)
         if self.negative_label not in self.labels:
-            raise ModelError(f"{task_model.path}: negative label {self.negative_label!r} is not among the labels {self.labels}")
+            raise ModelError(
+                f"{task_model.path}: negative label {self.negative_label!r} is not among the labels {self.labels}"
+            )
         self.type_aliases = dict(task_model.meta.get("type_aliases") or DEFAULT_TYPE_ALIASES)
         self.batch_tokens = batch_tokens
         self._check_marker_tokens()
@@ -83,7 +96,9 @@ class RePredictor:
         vocab = self.task_model.tokenizer.get_vocab()
         missing = [t for t in self.task_model.meta.get("marker_tokens") or [] if t not in vocab]
         if missing:
-            raise ModelError(f"{self.task_model.path}: the tokenizer lacks the marker tokens {missing} the model was trained with")
+            raise ModelError(
+                f"{self.task_model.path}: the tokenizer lacks the marker tokens {missing} the model was trained with"
+            )
 
     @property
     def annotator(self) -> str:

@@ -196,8 +196,9 @@ def run_batches(
             consume(rows, logits.float())
 
 
-def iter_chunks(items: Iterator[Any], size: int, weight: Callable[[Any], int] | None = None,
-                max_weight: int | None = None) -> Iterator[list[Any]]:
+def iter_chunks(
+    items: Iterator[Any], size: int, weight: Callable[[Any], int] | None = None, max_weight: int | None = None
+) -> Iterator[list[Any]]:
     """Lists of consecutive items: at most `size` items, and closed once their total `weight`
     reaches `max_weight` (when given)."""
     chunk: list[Any] = []

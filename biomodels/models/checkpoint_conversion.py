@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from biomodels.models.megatron_checkpoint import SourceCheckpoint, layer_indices, load_source_checkpoint
-from biomodels.models.presets import VOCAB_PAD_MULTIPLE, Architecture, ModelPreset, architecture_from_mapping, get_preset, preset_architecture, read_config_file
+from biomodels.models.presets import (
+    VOCAB_PAD_MULTIPLE,
+    Architecture,
+    ModelPreset,
+    architecture_from_mapping,
+    get_preset,
+    preset_architecture,
+    read_config_file,
+)
 from biomodels.models.tokenization import METADATA_FILE, build_tokenizer, read_vocab
 from corpora.errors import ConfigError, ModelError
 
@@ -118,7 +126,11 @@ def _weights_architecture(src: SourceCheckpoint) -> dict[str, int]:
         raise ModelError(f"{src.path}: no transformer layers (layers.N.*) in the checkpoint")
     if layers != list(range(len(layers))):
         raise ModelError(f"{src.path}: transformer layers are not numbered 0..{len(layers) - 1}: {layers}")
-    for required in ("embedding.position_embeddings.weight", "final_layernorm.weight", "layers.0.mlp.dense_h_to_4h.weight"):
+    for required in (
+        "embedding.position_embeddings.weight",
+        "final_layernorm.weight",
+        "layers.0.mlp.dense_h_to_4h.weight",
+    ):
         if required not in w:
             raise ModelError(f"{src.path}: checkpoint lacks {required}")
     word = w["embedding.word_embeddings.weight"]
@@ -155,7 +167,9 @@ def resolve_architecture(
         except ConfigError:
             log.debug("%s: source config incomplete, using other sources", src.path)
     if config_file is not None:
-        stated.append((str(config_file), architecture_from_mapping(read_config_file(config_file), str(config_file), base)))
+        stated.append(
+            (str(config_file), architecture_from_mapping(read_config_file(config_file), str(config_file), base))
+        )
     if not stated:
         raise ConfigError(
             f"{src.path}: the checkpoint does not record its number of attention heads; give a preset "
@@ -248,11 +262,16 @@ def convert_checkpoint(
     vocab_path = _find_vocab(source, vocab, out)
     tokens = read_vocab(vocab_path)
     if len(tokens) > rows:
-        raise ModelError(f"{vocab_path}: {len(tokens)} tokens but the checkpoint has only {rows} embedding rows; wrong vocab.txt?")
+        raise ModelError(
+            f"{vocab_path}: {len(tokens)} tokens but the checkpoint has only {rows} embedding rows; wrong vocab.txt?"
+        )
     if rows - len(tokens) >= VOCAB_PAD_MULTIPLE:
         log.warning(
             "%s: %d tokens for %d embedding rows (padding is under %d rows); is this the model's vocabulary?",
-            vocab_path, len(tokens), rows, VOCAB_PAD_MULTIPLE,
+            vocab_path,
+            len(tokens),
+            rows,
+            VOCAB_PAD_MULTIPLE,
         )
 
     state = to_hf_state_dict(source.weights, version, arch.num_heads)
@@ -260,7 +279,13 @@ def convert_checkpoint(
     state = {k: v.detach().to(torch.float32, copy=True).contiguous() for k, v in state.items()}
     has_lm = "cls.predictions.bias" in state
     has_nsp = "cls.seq_relationship.weight" in state
-    architecture = "MegatronBertForPreTraining" if has_lm and has_nsp else "MegatronBertForMaskedLM" if has_lm else "MegatronBertModel"
+    architecture = (
+        "MegatronBertForPreTraining"
+        if has_lm and has_nsp
+        else "MegatronBertForMaskedLM"
+        if has_lm
+        else "MegatronBertModel"
+    )
     hf_config = arch.to_config(rows, architectures=[architecture])
 
     target_vocab = out / "vocab.txt"
@@ -290,9 +315,7 @@ def convert_checkpoint(
     }
     _write_atomic(out / METADATA_FILE, json.dumps(meta, indent=2).encode("utf-8"))
     hf_config.save_pretrained(str(out))
-    log.info(
-        "converted %s (%s, checkpoint_version %s: %s) -> %s", source.path, source.layout, version, origin, out
-    )
+    log.info("converted %s (%s, checkpoint_version %s: %s) -> %s", source.path, source.layout, version, origin, out)
     return out
 
 

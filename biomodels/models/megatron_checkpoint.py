@@ -161,8 +161,12 @@ def canonicalize(flat: dict[str, Any], where: Path) -> tuple[dict[str, Any], lis
     if "embedding.word_embeddings.weight" not in weights:
         sample = ", ".join(list(flat)[:5])
         if any(".linear_qkv." in k or "decoder.layers." in k for k in flat):
-            raise ModelError(f"{where}: Megatron-Core (mcore) layout is not supported; convert it to the legacy layout first")
-        raise ModelError(f"{where}: no embedding.word_embeddings.weight found; not a Megatron-BERT checkpoint? first keys: {sample}")
+            raise ModelError(
+                f"{where}: Megatron-Core (mcore) layout is not supported; convert it to the legacy layout first"
+            )
+        raise ModelError(
+            f"{where}: no embedding.word_embeddings.weight found; not a Megatron-BERT checkpoint? first keys: {sample}"
+        )
     return weights, ignored
 
 
@@ -218,7 +222,12 @@ def load_torch_checkpoint(path: Path) -> SourceCheckpoint:
     else:
         version, origin = 0.0, "absent in flat NeMo state dict: NeMo's MegatronBertEncoder read that as 0"
     return SourceCheckpoint(
-        layout="nemo-pt", path=path, weights=weights, checkpoint_version=version, version_origin=origin, ignored_keys=ignored
+        layout="nemo-pt",
+        path=path,
+        weights=weights,
+        checkpoint_version=version,
+        version_origin=origin,
+        ignored_keys=ignored,
     )
 
 
@@ -227,7 +236,9 @@ def _tar_member(tar: tarfile.TarFile, basename_suffix: str, where: Path) -> tarf
     hits = [m for m in tar.getmembers() if m.isfile() and Path(m.name).name.endswith(basename_suffix)]
     if len(hits) > 1:
         names = ", ".join(sorted(m.name for m in hits))
-        raise ModelError(f"{where}: several {basename_suffix} in the .nemo archive ({names}); merge tensor-parallel ranks first")
+        raise ModelError(
+            f"{where}: several {basename_suffix} in the .nemo archive ({names}); merge tensor-parallel ranks first"
+        )
     return hits[0] if hits else None
 
 
@@ -258,7 +269,9 @@ def load_nemo_archive(path: Path) -> SourceCheckpoint:
         weights_member = _tar_member(tar, "model_weights.ckpt", path)
         if weights_member is None:
             if any("model_weights/" in m.name for m in tar.getmembers()):
-                raise ModelError(f"{path}: distributed (zarr/torch_dist) .nemo checkpoints are not supported; save with a single model_weights.ckpt")
+                raise ModelError(
+                    f"{path}: distributed (zarr/torch_dist) .nemo checkpoints are not supported; save with a single model_weights.ckpt"
+                )
             raise ModelError(f"{path}: .nemo archive has no model_weights.ckpt")
         state = _torch_load_user_file(io.BytesIO(tar.extractfile(weights_member).read()), path)
         tok = config.get("tokenizer") or {}
@@ -276,9 +289,16 @@ def load_nemo_archive(path: Path) -> SourceCheckpoint:
     weights, ignored = canonicalize(flat, path)
     if "megatron_legacy" in config:
         legacy = bool(config["megatron_legacy"])
-        version, origin = (0.0, "model_config.yaml megatron_legacy: true") if legacy else (2.0, "model_config.yaml megatron_legacy: false")
+        version, origin = (
+            (0.0, "model_config.yaml megatron_legacy: true")
+            if legacy
+            else (2.0, "model_config.yaml megatron_legacy: false")
+        )
     elif any(k.startswith("model.language_model.") for k in flat):
-        version, origin = 2.0, "NeMo's own attention layout [heads, 3, head_dim] (no megatron_legacy in model_config.yaml)"
+        version, origin = (
+            2.0,
+            "NeMo's own attention layout [heads, 3, head_dim] (no megatron_legacy in model_config.yaml)",
+        )
     else:
         # NeMo 1.0 NLP models wrapped Megatron-LM's encoder (`bert_model.language_model.*`) and read
         # the fused QKV with Megatron-LM's version rules, defaulting to 0; not verified on a real file.
@@ -291,7 +311,9 @@ def load_nemo_archive(path: Path) -> SourceCheckpoint:
         checkpoint_version=version,
         version_origin=origin,
         config=config,
-        lower_case=_lower_case_from_tokenizer(tok.get("type"), tok.get("tokenizer_name")) if isinstance(tok, dict) else None,
+        lower_case=_lower_case_from_tokenizer(tok.get("type"), tok.get("tokenizer_name"))
+        if isinstance(tok, dict)
+        else None,
         vocab_text=vocab_text,
         vocab_name=vocab_name,
         ignored_keys=ignored,

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from biomodels.models.tokenization import METADATA_FILE
 from corpora.errors import ConfigError, ModelError
@@ -105,7 +106,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ModelError(f"{p}: no such model directory")
     meta_path = p / METADATA_FILE
     if not meta_path.is_file():
-        raise ModelError(f"{meta_path}: missing; {p} is not a trained biomed model directory (train one with `biomed train`)")
+        raise ModelError(
+            f"{meta_path}: missing; {p} is not a trained biomed model directory (train one with `biomed train`)"
+        )
     meta = _read_json(meta_path)
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT or "task" not in meta:
         raise ModelError(f"{meta_path}: not a trained-model record (expected format {MODEL_FORMAT!r} and a task)")
@@ -119,7 +122,7 @@ def read_labels(path: str | Path, task: str) -> list[str]:
     data = _read_json(labels_path)
     labels = data.get("labels") if isinstance(data, dict) else None
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-        raise ModelError(f"{labels_path}: expected {{\"labels\": [label of id 0, 1, ...]}}")
+        raise ModelError(f'{labels_path}: expected {{"labels": [label of id 0, 1, ...]}}')
     return labels
 
 
@@ -153,4 +156,13 @@ def load_model_dir(path: str | Path, task: str | None = None, device: Any = None
     return LoadedModel(p, saved_task, model, tokenizer, labels, meta)
 
 
-__all__ = ["LABELS_FILE", "LoadedModel", "MODEL_FORMAT", "load_model_dir", "read_labels", "read_meta", "save_model_dir", "write_json"]
+__all__ = [
+    "LABELS_FILE",
+    "LoadedModel",
+    "MODEL_FORMAT",
+    "load_model_dir",
+    "read_labels",
+    "read_meta",
+    "save_model_dir",
+    "write_json",
+]

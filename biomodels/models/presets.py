@@ -162,7 +162,9 @@ class Architecture:
 
 def preset_architecture(preset: ModelPreset) -> Architecture:
     if preset.custom:
-        raise ConfigError(f"preset {preset.name} has no fixed architecture: give your model's config file (--bert-config)")
+        raise ConfigError(
+            f"preset {preset.name} has no fixed architecture: give your model's config file (--bert-config)"
+        )
     return Architecture(
         preset.num_layers,
         preset.hidden_size,

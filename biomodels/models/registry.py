@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 
 HOME_ENV = "BIOMODELS_HOME"
 DEFAULT_HOME = Path("~/.cache/biomed-pipelines/models")
-HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+HF_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 CUSTOM_CONFIG_FILES = ("bert_config.json", "megatron_config.json", "model_config.yaml", "config.yaml")
 CONVERTED_DIR = "converted"
 
@@ -151,8 +156,7 @@ def resolve_model(name_or_path: str | Path, *, home: Path | None = None) -> Reso
         return ResolvedModel(_checkpoint_kind(file), file)
     if text not in PRESETS:
         raise ModelError(
-            f"{text}: no such model folder or checkpoint file, and not a preset name "
-            f"(presets: {', '.join(PRESETS)})"
+            f"{text}: no such model folder or checkpoint file, and not a preset name (presets: {', '.join(PRESETS)})"
         )
     preset = get_preset(text)
     folder = (home or models_home()) / preset.name

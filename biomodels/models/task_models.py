@@ -28,7 +28,11 @@ _HEAD_PREFIXES = {"ner": ("classifier.",), "re": ("classifier.", "bert.pooler.")
 
 
 def _task_class(task: str):
-    from transformers import MegatronBertForQuestionAnswering, MegatronBertForSequenceClassification, MegatronBertForTokenClassification
+    from transformers import (
+        MegatronBertForQuestionAnswering,
+        MegatronBertForSequenceClassification,
+        MegatronBertForTokenClassification,
+    )
 
     classes = {
         "ner": MegatronBertForTokenClassification,
@@ -119,15 +123,24 @@ def build_model(
     return _build_pretrained(cls, task, source, num_labels, labels, vocab, lower_case, checkpoint_version)
 
 
-def _build_scratch(cls: Any, task: str, num_labels: int, labels: dict[str, Any], scratch_config: Any,
-                   vocab: str | Path | None, lower_case: bool | None):
+def _build_scratch(
+    cls: Any,
+    task: str,
+    num_labels: int,
+    labels: dict[str, Any],
+    scratch_config: Any,
+    vocab: str | Path | None,
+    lower_case: bool | None,
+):
     if scratch_config is None:
         raise ConfigError("a scratch model needs scratch_config (biomodels.models.presets.scratch_config(...))")
     if vocab is None:
         raise ConfigError("a scratch model needs a vocabulary (vocab=...; train one with `biomed vocab`)")
     tokenizer = load_tokenizer(vocab, lower_case, scratch_config.max_position_embeddings)
     if len(tokenizer) > scratch_config.vocab_size:
-        raise ConfigError(f"vocabulary has {len(tokenizer)} tokens but scratch_config.vocab_size is {scratch_config.vocab_size}")
+        raise ConfigError(
+            f"vocabulary has {len(tokenizer)} tokens but scratch_config.vocab_size is {scratch_config.vocab_size}"
+        )
     config = copy.deepcopy(scratch_config)
     config.num_labels = num_labels
     if "id2label" in labels:
@@ -139,8 +152,16 @@ def _build_scratch(cls: Any, task: str, num_labels: int, labels: dict[str, Any],
     return model, tokenizer, info
 
 
-def _build_pretrained(cls: Any, task: str, source: str | Path, num_labels: int, labels: dict[str, Any],
-                      vocab: str | Path | None, lower_case: bool | None, checkpoint_version: float | None):
+def _build_pretrained(
+    cls: Any,
+    task: str,
+    source: str | Path,
+    num_labels: int,
+    labels: dict[str, Any],
+    vocab: str | Path | None,
+    lower_case: bool | None,
+    checkpoint_version: float | None,
+):
     import torch
 
     from biomodels.models.checkpoint_conversion import read_conversion_record
@@ -150,7 +171,9 @@ def _build_pretrained(cls: Any, task: str, source: str | Path, num_labels: int, 
     config = cls.config_class.from_pretrained(str(model_dir), **labels)
     tokenizer = load_tokenizer(model_dir, lower_case, config.max_position_embeddings)  # casing fails fast
     if len(tokenizer) > config.vocab_size:
-        raise ModelError(f"{model_dir}: vocab.txt has {len(tokenizer)} tokens but the model only {config.vocab_size} embedding rows")
+        raise ModelError(
+            f"{model_dir}: vocab.txt has {len(tokenizer)} tokens but the model only {config.vocab_size} embedding rows"
+        )
     original_range = getattr(config, "initializer_range", None)
     config.initializer_range = HEAD_INIT_STD
     warnings: list[str] = []
@@ -196,7 +219,9 @@ def add_marker_tokens(model: Any, tokenizer: Any, tokens: list[str] | tuple[str,
     before = len(tokenizer)
     fresh = [t for t in tokens if t not in tokenizer.get_vocab()]
     if fresh:
-        tokenizer.add_tokens([AddedToken(t, single_word=False, normalized=False, special=True) for t in fresh], special_tokens=True)
+        tokenizer.add_tokens(
+            [AddedToken(t, single_word=False, normalized=False, special=True) for t in fresh], special_tokens=True
+        )
     ids = tokenizer.convert_tokens_to_ids(list(tokens))
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > rows:

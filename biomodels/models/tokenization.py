@@ -124,7 +124,9 @@ def load_tokenizer(model_dir_or_vocab: str | Path, lower_case: bool | None = Non
             )
         lower_case = recorded
     elif recorded is not None and recorded != lower_case:
-        log.warning("%s records lower_case=%s but lower_case=%s was asked for; using %s", p, recorded, lower_case, lower_case)
+        log.warning(
+            "%s records lower_case=%s but lower_case=%s was asked for; using %s", p, recorded, lower_case, lower_case
+        )
     return build_tokenizer(vocab, lower_case, max_len)
 
 

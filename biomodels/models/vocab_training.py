@@ -36,7 +36,9 @@ def train_wordpiece_vocab(
 
     if size <= len(SPECIAL_TOKENS):
         raise ConfigError(f"vocabulary size {size} leaves no room beyond the {len(SPECIAL_TOKENS)} special tokens")
-    normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lower_case)
+    normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lower_case
+    )
     pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     counted = _Counting(texts)
     words: Counter[str] = Counter()
@@ -49,8 +51,15 @@ def train_wordpiece_vocab(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "vocab.txt"
     path.write_text("".join(tok + "\n" for tok in ordered), encoding="utf-8")
-    meta = {"kind": "wordpiece-vocab", "lower_case": lower_case, "vocab_size": len(ordered), "requested_size": size,
-            "texts": counted.texts, "characters": counted.chars, "min_frequency": min_frequency}
+    meta = {
+        "kind": "wordpiece-vocab",
+        "lower_case": lower_case,
+        "vocab_size": len(ordered),
+        "requested_size": size,
+        "texts": counted.texts,
+        "characters": counted.chars,
+        "min_frequency": min_frequency,
+    }
     (folder / METADATA_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return path
 

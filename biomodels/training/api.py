@@ -16,19 +16,30 @@ import logging
 import platform
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
-from biomodels.training import distributed as D
 from biomodels.data.batching import PaddingCollator
+from biomodels.data.loading import (
+    DataFiles,
+    RelationData,
+    filter_entity_types,
+    load_documents,
+    load_qa_examples,
+    load_re_examples,
+    re_label_list,
+)
+from biomodels.data.re_candidates import RELATION_TASKS
+from biomodels.data.re_marking import MARKER_STYLES
 from biomodels.models.model_dir import load_model_dir, save_model_dir, write_json
-from biomodels.training.evaluation import EvalSet, headline, make_eval_fn, predict, score
+from biomodels.training import distributed as D
 from biomodels.training.config import TASKS, RunConfig, build_config
-from biomodels.data.loading import DataFiles, RelationData, filter_entity_types, load_documents, load_qa_examples, load_re_examples, re_label_list
+from biomodels.training.evaluation import EvalSet, headline, make_eval_fn, predict, score
 from corpora.errors import ConfigError
 from corpora.formats.textio import sha256_file
 
@@ -63,8 +74,11 @@ class TrainOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "out_dir": str(self.out_dir), "global_step": self.global_step, "best_step": self.best_step,
-            "headline": self.headline, "dev_metrics": self.dev_metrics,
+            "out_dir": str(self.out_dir),
+            "global_step": self.global_step,
+            "best_step": self.best_step,
+            "headline": self.headline,
+            "dev_metrics": self.dev_metrics,
             "metrics_path": str(self.metrics_path) if self.metrics_path else None,
             "plot_path": str(self.plot_path) if self.plot_path else None,
         }
@@ -73,7 +87,9 @@ class TrainOutcome:
 # ------------------------------------------------------------------------------------------ data
 
 
-def _ner_examples(inputs: Sequence[str | Path], cfg: RunConfig, files: DataFiles, strict_types: bool = True) -> list[Any]:
+def _ner_examples(
+    inputs: Sequence[str | Path], cfg: RunConfig, files: DataFiles, strict_types: bool = True
+) -> list[Any]:
     from biomodels.data.ner import ner_examples
 
     docs = load_documents(inputs, cfg.format, tokens=True, spacy_model=cfg.spacy_model, files=files)
@@ -86,7 +102,9 @@ def _ner_examples(inputs: Sequence[str | Path], cfg: RunConfig, files: DataFiles
     return ner_examples(docs, discontinuous=cfg.discontinuous)  # type: ignore[arg-type]
 
 
-def load_task_data(task: str, cfg: RunConfig, train: Sequence[str | Path], dev: Sequence[str | Path] | None) -> TaskData:
+def load_task_data(
+    task: str, cfg: RunConfig, train: Sequence[str | Path], dev: Sequence[str | Path] | None
+) -> TaskData:
     """Examples of the train (and dev) inputs for `task`, and the label list from the training data."""
     from biomodels.data.ner import build_label_map
 
@@ -98,10 +116,14 @@ def load_task_data(task: str, cfg: RunConfig, train: Sequence[str | Path], dev: 
             raise ConfigError(f"the NER training data ({', '.join(map(str, train))}) has no entities")
         data.dev = _ner_examples(dev, cfg, data.dev_files, strict_types=False) if dev else None
     elif task == "re":
-        rel = load_re_examples(train, fmt=cfg.format, relation_task=cfg.relation_task, spacy_model=cfg.spacy_model, files=data.train_files)
+        rel = load_re_examples(
+            train, fmt=cfg.format, relation_task=cfg.relation_task, spacy_model=cfg.spacy_model, files=data.train_files
+        )
         data.relation, data.train, data.labels = rel, rel.examples, re_label_list(rel)
         if dev:
-            dev_rel = load_re_examples(dev, fmt=cfg.format, spacy_model=cfg.spacy_model, files=data.dev_files, task=rel.task)
+            dev_rel = load_re_examples(
+                dev, fmt=cfg.format, spacy_model=cfg.spacy_model, files=data.dev_files, task=rel.task
+            )
             if dev_rel.kind != rel.kind:
                 raise ConfigError(f"RE train data is {rel.kind} but dev data is {dev_rel.kind}; use the same kind")
             data.dev = dev_rel.examples
@@ -124,7 +146,9 @@ def training_texts(data: TaskData) -> list[str]:
     return list(dict.fromkeys([ex.context for ex in data.train] + [ex.question for ex in data.train]))
 
 
-def make_features(task: str, examples: Sequence[Any], tokenizer: Any, label2id: Mapping[str, int] | None, cfg: RunConfig, style: str) -> list[dict[str, Any]]:
+def make_features(
+    task: str, examples: Sequence[Any], tokenizer: Any, label2id: Mapping[str, int] | None, cfg: RunConfig, style: str
+) -> list[dict[str, Any]]:
     from biomodels.data.ner import tokenize_ner
     from biomodels.data.qa import tokenize_qa
     from biomodels.data.re_features import tokenize_re
@@ -133,18 +157,29 @@ def make_features(task: str, examples: Sequence[Any], tokenizer: Any, label2id: 
     if task == "ner":
         return tokenize_ner(examples, tokenizer, label2id, cfg.max_length, cfg.stride)
     if task == "re":
-        return tokenize_re(examples, tokenizer, label2id, cfg.max_length, style if style in MARKER_STYLES else "entity_markers")
+        return tokenize_re(
+            examples, tokenizer, label2id, cfg.max_length, style if style in MARKER_STYLES else "entity_markers"
+        )
     return tokenize_qa(examples, tokenizer, cfg.max_length, cfg.stride)
 
 
-def eval_set(task: str, examples: Sequence[Any], features: list[dict[str, Any]], labels: list[str] | None, cfg: RunConfig, negative: str) -> EvalSet:
+def eval_set(
+    task: str,
+    examples: Sequence[Any],
+    features: list[dict[str, Any]],
+    labels: list[str] | None,
+    cfg: RunConfig,
+    negative: str,
+) -> EvalSet:
     return EvalSet(task, list(examples), features, labels, negative, cfg.n_best, cfg.max_answer_length)
 
 
 # ----------------------------------------------------------------------------------------- model
 
 
-def _scratch_vocab(cfg: RunConfig, out: Path, data: TaskData, dist: D.DistInfo, resume: bool) -> tuple[Path, dict[str, Any]]:
+def _scratch_vocab(
+    cfg: RunConfig, out: Path, data: TaskData, dist: D.DistInfo, resume: bool
+) -> tuple[Path, dict[str, Any]]:
     """The vocabulary of a scratch model: --vocab, or one trained from the training text (rank 0)."""
     if cfg.vocab:
         path = Path(cfg.vocab)
@@ -160,20 +195,33 @@ def _scratch_vocab(cfg: RunConfig, out: Path, data: TaskData, dist: D.DistInfo, 
         texts = training_texts(data)
         train_wordpiece_vocab(texts, cfg.vocab_size, bool(cfg.lower_case), folder)
         n = sum(1 for _ in vocab_file.open(encoding="utf-8"))
-        log.info("no vocabulary given for the scratch model: trained a WordPiece vocabulary of %d entries "
-                 "(asked %d, %s) from the %d training texts -> %s", n, cfg.vocab_size,
-                 "uncased" if cfg.lower_case else "cased", len(texts), vocab_file)
+        log.info(
+            "no vocabulary given for the scratch model: trained a WordPiece vocabulary of %d entries "
+            "(asked %d, %s) from the %d training texts -> %s",
+            n,
+            cfg.vocab_size,
+            "uncased" if cfg.lower_case else "cased",
+            len(texts),
+            vocab_file,
+        )
     elif dist.is_main:
         log.info("resuming: reusing the vocabulary trained for this run, %s", vocab_file)
     D.barrier(dist)
-    return folder, {"path": str(vocab_file), "sha256": sha256_file(vocab_file), "trained": True,
-                    "requested_size": cfg.vocab_size, "trained_on": "training text"}
+    return folder, {
+        "path": str(vocab_file),
+        "sha256": sha256_file(vocab_file),
+        "trained": True,
+        "requested_size": cfg.vocab_size,
+        "trained_on": "training text",
+    }
 
 
-def build_task_model(task: str, source: str, cfg: RunConfig, data: TaskData, out: Path, dist: D.DistInfo, resume: bool = False):
+def build_task_model(
+    task: str, source: str, cfg: RunConfig, data: TaskData, out: Path, dist: D.DistInfo, resume: bool = False
+):
     """(model, tokenizer, info, source record): built with `cfg.seed` so every rank starts the same."""
-    from biomodels.models.task_models import build_model
     from biomodels.models.presets import scratch_config
+    from biomodels.models.task_models import build_model
 
     num_labels = len(data.labels) if data.labels else 2
     id2label = dict(enumerate(data.labels)) if data.labels else None
@@ -184,17 +232,45 @@ def build_task_model(task: str, source: str, cfg: RunConfig, data: TaskData, out
 
         size = len(load_tokenizer(vocab, bool(cfg.lower_case)))
         config = scratch_config(cfg.layers, cfg.hidden, cfg.heads, size, ffn=cfg.ffn, max_positions=cfg.max_positions)
-        model, tokenizer, info = build_model(task, "scratch", num_labels, scratch_config=config, id2label=id2label,
-                                             vocab=vocab, lower_case=bool(cfg.lower_case))
-        record = {"name": "scratch", "kind": "scratch", "sha256": None, "vocab": vocab_record,
-                  "architecture": {"layers": cfg.layers, "hidden": cfg.hidden, "heads": cfg.heads,
-                                   "ffn": cfg.ffn or 4 * cfg.hidden, "max_positions": cfg.max_positions,
-                                   "vocab_size": config.vocab_size}}
+        model, tokenizer, info = build_model(
+            task,
+            "scratch",
+            num_labels,
+            scratch_config=config,
+            id2label=id2label,
+            vocab=vocab,
+            lower_case=bool(cfg.lower_case),
+        )
+        record = {
+            "name": "scratch",
+            "kind": "scratch",
+            "sha256": None,
+            "vocab": vocab_record,
+            "architecture": {
+                "layers": cfg.layers,
+                "hidden": cfg.hidden,
+                "heads": cfg.heads,
+                "ffn": cfg.ffn or 4 * cfg.hidden,
+                "max_positions": cfg.max_positions,
+                "vocab_size": config.vocab_size,
+            },
+        }
     else:
-        model, tokenizer, info = build_model(task, source, num_labels, id2label=id2label, vocab=cfg.vocab,
-                                             lower_case=cfg.lower_case, checkpoint_version=cfg.checkpoint_version)
-        record = {"name": source, "kind": "path" if Path(source).exists() else "preset",
-                  "resolved_dir": info.model_dir, **_weights_hash(info)}
+        model, tokenizer, info = build_model(
+            task,
+            source,
+            num_labels,
+            id2label=id2label,
+            vocab=cfg.vocab,
+            lower_case=cfg.lower_case,
+            checkpoint_version=cfg.checkpoint_version,
+        )
+        record = {
+            "name": source,
+            "kind": "path" if Path(source).exists() else "preset",
+            "resolved_dir": info.model_dir,
+            **_weights_hash(info),
+        }
     if cfg.dropout is not None:
         _set_dropout(model, cfg.dropout)
     return model, tokenizer, info, record
@@ -203,7 +279,10 @@ def build_task_model(task: str, source: str, cfg: RunConfig, data: TaskData, out
 def _weights_hash(info: Any) -> dict[str, Any]:
     conversion = info.conversion or {}
     if conversion.get("source_sha256"):
-        return {"sha256": conversion["source_sha256"], "sha256_of": conversion.get("source_path", "converted checkpoint")}
+        return {
+            "sha256": conversion["source_sha256"],
+            "sha256_of": conversion.get("source_path", "converted checkpoint"),
+        }
     folder = Path(info.model_dir)
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (folder / name).is_file():
@@ -223,13 +302,15 @@ def _set_dropout(model: torch.nn.Module, p: float) -> None:
 
 def add_relation_markers(model: Any, tokenizer: Any, data: TaskData, style: str) -> tuple[str, list[str]]:
     """Add the marker (or mask) tokens of the RE input style; returns (style used, tokens added)."""
-    from biomodels.models.task_models import add_marker_tokens
     from biomodels.data.re_marking import BIOELECTRA_MASKS, marker_tokens
+    from biomodels.models.task_models import add_marker_tokens
 
     rel = data.relation
     assert rel is not None
     if rel.kind == "masked-tsv":
-        masked_bioelectra = any(BIOELECTRA_MASKS[0] in ex.text or BIOELECTRA_MASKS[1] in ex.text for ex in rel.examples[:200])
+        masked_bioelectra = any(
+            BIOELECTRA_MASKS[0] in ex.text or BIOELECTRA_MASKS[1] in ex.text for ex in rel.examples[:200]
+        )
         tokens = list(BIOELECTRA_MASKS) if masked_bioelectra else []
         style = "masked-tsv"
     else:
@@ -245,7 +326,16 @@ def add_relation_markers(model: Any, tokenizer: Any, data: TaskData, style: str)
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in ("biomed-pipelines", "torch", "transformers", "tokenizers", "safetensors", "spacy", "scispacy", "numpy"):
+    for name in (
+        "biomed-pipelines",
+        "torch",
+        "transformers",
+        "tokenizers",
+        "safetensors",
+        "spacy",
+        "scispacy",
+        "numpy",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -292,7 +382,9 @@ def train(
             out.mkdir(parents=True, exist_ok=True)
         D.barrier(dist)
         net, tokenizer, info, source_record = build_task_model(task, model, cfg, data, out, dist, resume)
-        style, markers = (add_relation_markers(net, tokenizer, data, cfg.marker_style) if task == "re" else (cfg.marker_style, []))
+        style, markers = (
+            add_relation_markers(net, tokenizer, data, cfg.marker_style) if task == "re" else (cfg.marker_style, [])
+        )
         label2id = {lab: i for i, lab in enumerate(data.labels)} if data.labels else None
         features = make_features(task, data.train, tokenizer, label2id, cfg, style)
         if not features:
@@ -300,20 +392,42 @@ def train(
         negative = data.relation.negative_label if data.relation else "false"
         dev_set = None
         if data.dev:
-            dev_set = eval_set(task, data.dev, make_features(task, data.dev, tokenizer, None, cfg, style), data.labels, cfg, negative)
+            dev_set = eval_set(
+                task, data.dev, make_features(task, data.dev, tokenizer, None, cfg, style), data.labels, cfg, negative
+            )
         tcfg = TrainConfig(
-            out_dir=out, learning_rate=cfg.learning_rate, epochs=cfg.epochs, max_steps=cfg.max_steps,  # type: ignore[arg-type]
-            batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, warmup_ratio=cfg.warmup_ratio,
-            weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, precision=cfg.precision,
-            seed=cfg.seed, eval_every=cfg.eval_every, patience=cfg.patience, save_every=cfg.save_every,
-            log_every=cfg.log_every, num_workers=cfg.num_workers, group_by_length=cfg.group_by_length,
-            resume=resume, device=cfg.device, load_best_at_end=cfg.load_best and dev_set is not None,
+            out_dir=out,
+            learning_rate=cfg.learning_rate,
+            epochs=cfg.epochs,
+            max_steps=cfg.max_steps,  # type: ignore[arg-type]
+            batch_size=cfg.batch_size,
+            grad_accum=cfg.grad_accum,
+            warmup_ratio=cfg.warmup_ratio,
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm,
+            precision=cfg.precision,
+            seed=cfg.seed,
+            eval_every=cfg.eval_every,
+            patience=cfg.patience,
+            save_every=cfg.save_every,
+            log_every=cfg.log_every,
+            num_workers=cfg.num_workers,
+            group_by_length=cfg.group_by_length,
+            resume=resume,
+            device=cfg.device,
+            load_best_at_end=cfg.load_best and dev_set is not None,
             progress=cfg.progress,
         )
         pad_id = tokenizer.pad_token_id
         eval_fn = make_eval_fn(dev_set, pad_id, cfg.eval_batch_size) if dev_set is not None else None
-        log.info("%s: %d training examples -> %d features; %s; labels %s", task, len(data.train), len(features),
-                 f"{len(data.dev)} dev examples" if data.dev else "no dev set", data.labels)
+        log.info(
+            "%s: %d training examples -> %d features; %s; labels %s",
+            task,
+            len(data.train),
+            len(features),
+            f"{len(data.dev)} dev examples" if data.dev else "no dev set",
+            data.labels,
+        )
         result = Trainer(net, features, PaddingCollator(pad_id), tcfg, eval_fn=eval_fn).train()
         dev_metrics: dict[str, Any] = {}
         if dist.is_main:
@@ -346,10 +460,14 @@ def train(
                 "fused_layernorms": result.run_info.get("fused_layernorms"),
                 "world_size": result.run_info.get("world_size"),
                 "device": result.run_info.get("device"),
-                "result": {"global_step": result.global_step, "best_step": result.best_step,
-                           "best_metric": result.best_metric, "stopped_early": result.stopped_early,
-                           "weights": "best dev evaluation" if tcfg.load_best_at_end and result.best_dir else "last step",
-                           "dev": headline(task, dev_metrics) if dev_metrics else {}},
+                "result": {
+                    "global_step": result.global_step,
+                    "best_step": result.best_step,
+                    "best_metric": result.best_metric,
+                    "stopped_early": result.stopped_early,
+                    "weights": "best dev evaluation" if tcfg.load_best_at_end and result.best_dir else "last step",
+                    "dev": headline(task, dev_metrics) if dev_metrics else {},
+                },
                 "versions": package_versions(),
                 "resumed": resume,
                 "seconds": round(time.time() - started, 1),
@@ -359,8 +477,15 @@ def train(
                 shutil.rmtree(result.best_dir, ignore_errors=True)  # the saved model is these weights
             log.info("wrote model directory %s", out)
         D.barrier(dist)
-        return TrainOutcome(out, result.global_step, result.best_step, dev_metrics,
-                            headline(task, dev_metrics) if dev_metrics else {}, result.metrics_path, result.plot_path)
+        return TrainOutcome(
+            out,
+            result.global_step,
+            result.best_step,
+            dev_metrics,
+            headline(task, dev_metrics) if dev_metrics else {},
+            result.metrics_path,
+            result.plot_path,
+        )
     finally:
         D.shutdown(dist)
 
@@ -368,8 +493,14 @@ def train(
 # --------------------------------------------------------------------------------------- evaluate
 
 
-def evaluate(task: str, model_dir: str | Path, data: Sequence[str | Path] | str | Path, *, batch_size: int = 64,
-             device: str | None = None) -> dict[str, Any]:
+def evaluate(
+    task: str,
+    model_dir: str | Path,
+    data: Sequence[str | Path] | str | Path,
+    *,
+    batch_size: int = 64,
+    device: str | None = None,
+) -> dict[str, Any]:
     """Metrics (DESIGN section 6) of the model in `model_dir` on the gold `data`, read with the
     settings the model was trained with (max_length, stride, marker style, relation task, types)."""
     if task not in TASKS:
@@ -386,10 +517,17 @@ def evaluate(task: str, model_dir: str | Path, data: Sequence[str | Path] | str 
         examples = _ner_examples(inputs, cfg, files, strict_types=False)
     elif task == "re":
         rel_name = meta.get("relation_task")
-        rel = load_re_examples(inputs, fmt=cfg.format, spacy_model=cfg.spacy_model, files=files,
-                               task=RELATION_TASKS.get(rel_name) if rel_name else None)
+        rel = load_re_examples(
+            inputs,
+            fmt=cfg.format,
+            spacy_model=cfg.spacy_model,
+            files=files,
+            task=RELATION_TASKS.get(rel_name) if rel_name else None,
+        )
         if meta.get("relation_input") and rel.kind != meta["relation_input"]:
-            raise ConfigError(f"{model_dir} was trained on {meta['relation_input']} RE input, {', '.join(map(str, inputs))} is {rel.kind}")
+            raise ConfigError(
+                f"{model_dir} was trained on {meta['relation_input']} RE input, {', '.join(map(str, inputs))} is {rel.kind}"
+            )
         examples = rel.examples
     else:
         examples = load_qa_examples(inputs, files)

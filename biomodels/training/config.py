@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping, get_type_hints
+from typing import Any, get_type_hints
 
 from biomodels.data.re_candidates import RELATION_TASKS
 from biomodels.data.re_marking import MARKER_STYLES
@@ -84,7 +85,7 @@ class RunConfig:
     lower_case: bool | None = None
     checkpoint_version: float | None = None
 
-    def resolved(self, task: str) -> "RunConfig":
+    def resolved(self, task: str) -> RunConfig:
         """A copy with the task defaults filled in and every value checked."""
         if task not in TASKS:
             raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
@@ -113,21 +114,35 @@ class RunConfig:
             ("max_length", self.max_length is None or self.max_length >= 8, "must be >= 8"),
             ("stride", self.stride is None or self.stride >= 0, "must be >= 0"),
             ("marker_style", self.marker_style in MARKER_STYLES, f"must be one of {', '.join(MARKER_STYLES)}"),
-            ("relation_task", self.relation_task in RELATION_TASK_CHOICES, f"must be one of {', '.join(RELATION_TASK_CHOICES)}"),
+            (
+                "relation_task",
+                self.relation_task in RELATION_TASK_CHOICES,
+                f"must be one of {', '.join(RELATION_TASK_CHOICES)}",
+            ),
             ("discontinuous", self.discontinuous in ("first", "outer"), "must be 'first' or 'outer'"),
             ("layers", self.layers >= 1, "must be >= 1"),
             ("hidden", self.hidden >= 1, "must be >= 1"),
             ("heads", self.heads >= 1 and self.hidden % self.heads == 0, f"must divide hidden ({self.hidden})"),
             ("dropout", self.dropout is None or 0.0 <= self.dropout < 1.0, "must be in [0, 1)"),
             ("vocab_size", self.vocab_size > 10, "must be > 10"),
-            ("max_positions", self.max_length is None or self.max_positions >= self.max_length,
-             f"must be >= max_length ({self.max_length})"),
+            (
+                "max_positions",
+                self.max_length is None or self.max_positions >= self.max_length,
+                f"must be >= max_length ({self.max_length})",
+            ),
         ]
         for key, ok, message in checks:
             if not ok:
                 raise ConfigError(f"config key {key!r} = {getattr(self, key)!r}: {message}")
-        if task == "qa" and self.stride is not None and self.max_length is not None and self.stride >= self.max_length // 2:
-            raise ConfigError(f"config key 'stride' = {self.stride}: the QA doc stride must be below half of max_length ({self.max_length})")
+        if (
+            task == "qa"
+            and self.stride is not None
+            and self.max_length is not None
+            and self.stride >= self.max_length // 2
+        ):
+            raise ConfigError(
+                f"config key 'stride' = {self.stride}: the QA doc stride must be below half of max_length ({self.max_length})"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -265,4 +280,14 @@ def build_config(config_file: str | Path | None = None, overrides: Mapping[str, 
     return RunConfig(**values)
 
 
-__all__ = ["KEYS", "MARKER_STYLES", "RunConfig", "TASKS", "TASK_DEFAULTS", "build_config", "coerce_value", "flatten", "read_config_file"]
+__all__ = [
+    "KEYS",
+    "MARKER_STYLES",
+    "RunConfig",
+    "TASKS",
+    "TASK_DEFAULTS",
+    "build_config",
+    "coerce_value",
+    "flatten",
+    "read_config_file",
+]

@@ -16,9 +16,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from corpora.samples_path import sample
-from corpora.formats.textio import sha256_file
 from corpora.dataset.versioning import source_hash
+from corpora.formats.textio import sha256_file
+from corpora.samples_path import sample
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,15 @@ RECIPES: dict[str, dict[str, Any]] = {
         "dev": ["bc5cdr/CDR_dev_sample.PubTator.txt"],
         # The last weights, not the best dev F1: on this small dev set (192 candidates, 48% positive)
         # the untrained all-CID classifier scores F1 0.65 and would win, while it tells nothing apart.
-        "config": {**_SMALL, "epochs": 10, "learning_rate": 1e-3, "warmup_ratio": 0.1, "relation_task": "bc5cdr-cid", "max_length": 128, "load_best": False},
+        "config": {
+            **_SMALL,
+            "epochs": 10,
+            "learning_rate": 1e-3,
+            "warmup_ratio": 0.1,
+            "relation_task": "bc5cdr-cid",
+            "max_length": 128,
+            "load_best": False,
+        },
     },
 }
 
@@ -61,7 +69,12 @@ def ensure_demo_model(task: str, out_dir: str | Path) -> dict[str, Any]:
     wanted = recipe_hash(task)
     if stamp.exists() and (out / "biomed.json").exists() and json.loads(stamp.read_text()).get("recipe") == wanted:
         log.info("%s demo model in %s is up to date: not retrained", task, out)
-        return {"task": task, "out_dir": str(out), "status": "reused", "metrics": json.loads(stamp.read_text()).get("headline", {})}
+        return {
+            "task": task,
+            "out_dir": str(out),
+            "status": "reused",
+            "metrics": json.loads(stamp.read_text()).get("headline", {}),
+        }
     recipe = RECIPES[task]
     outcome = train(
         task,

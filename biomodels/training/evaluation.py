@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from biomodels.data.batching import PaddingCollator
-from biomodels.training.metrics import ner_metrics, re_metrics, squad_metrics
 from biomodels.data.ner import merge_ner_predictions
 from biomodels.data.qa import postprocess_qa
 from biomodels.data.re_features import missing_candidates
+from biomodels.training.metrics import ner_metrics, re_metrics, squad_metrics
 
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -57,7 +57,9 @@ def _trim(name: str, array: np.ndarray, row: int, n: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def forward_features(model: torch.nn.Module, features: Sequence[Mapping[str, Any]], pad_id: int, batch_size: int = 64) -> list[dict[str, np.ndarray]]:
+def forward_features(
+    model: torch.nn.Module, features: Sequence[Mapping[str, Any]], pad_id: int, batch_size: int = 64
+) -> list[dict[str, np.ndarray]]:
     """Per feature, the model's float32 outputs trimmed to the feature's length (`logits` for
     classification; `start_logits`/`end_logits` for QA). The model is put in eval mode."""
     was_training = model.training
@@ -84,7 +86,9 @@ def predict(evalset: EvalSet, model: torch.nn.Module, pad_id: int, batch_size: i
     outputs = forward_features(model, evalset.features, pad_id, batch_size)
     if evalset.task == "ner":
         assert evalset.labels is not None
-        return merge_ner_predictions(evalset.features, [o["logits"] for o in outputs], list(evalset.examples), evalset.labels, repair=False)
+        return merge_ner_predictions(
+            evalset.features, [o["logits"] for o in outputs], list(evalset.examples), evalset.labels, repair=False
+        )
     if evalset.task == "re":
         assert evalset.labels is not None
         labels = [evalset.negative_label] * len(evalset.examples)
@@ -94,7 +98,9 @@ def predict(evalset: EvalSet, model: torch.nn.Module, pad_id: int, batch_size: i
     if evalset.task == "qa":
         starts = [o["start_logits"] for o in outputs]
         ends = [o["end_logits"] for o in outputs]
-        return postprocess_qa(evalset.features, starts, ends, list(evalset.examples), evalset.n_best, evalset.max_answer_length)
+        return postprocess_qa(
+            evalset.features, starts, ends, list(evalset.examples), evalset.n_best, evalset.max_answer_length
+        )
     raise ValueError(f"unknown task {evalset.task!r}")
 
 

@@ -141,8 +141,7 @@ def re_metrics(
         if g in pos:
             fn[g] += 1
     per_class = {
-        c: {**_prf(tp[c], fp[c], fn[c]), "tp": tp[c], "fp": fp[c], "fn": fn[c], "support": support[c]}
-        for c in positive
+        c: {**_prf(tp[c], fp[c], fn[c]), "tp": tp[c], "fp": fp[c], "fn": fn[c], "support": support[c]} for c in positive
     }
     TP, FP, FN = sum(tp.values()), sum(fp.values()), sum(fn.values())
     return {

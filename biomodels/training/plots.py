@@ -6,8 +6,9 @@ worker processes, and never changes the global matplotlib backend of the caller.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -33,8 +34,7 @@ def plot_training(
     points = [(row["step"], row[metric]) for row in eval_log if metric in row]
     if points:
         ax2 = ax.twinx()
-        ax2.plot([p[0] for p in points], [p[1] for p in points], color="tab:orange", marker="o",
-                 label=f"dev {metric}")
+        ax2.plot([p[0] for p in points], [p[1] for p in points], color="tab:orange", marker="o", label=f"dev {metric}")
         ax2.set_ylabel(f"dev {metric}", color="tab:orange")
     ax.grid(True, alpha=0.3)
     if title:

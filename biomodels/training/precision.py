@@ -12,9 +12,10 @@ import contextlib
 import importlib
 import importlib.util
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -88,8 +89,7 @@ def resolve_precision(requested: str, device: torch.device | str) -> PrecisionPl
             requested = "bf16" if bf16_ok else "fp16"
         if requested == "bf16" and not bf16_ok:
             raise ConfigError(
-                f"precision 'bf16' requested but CUDA device {device} has no native bf16 support; "
-                "use 'fp16' or 'auto'"
+                f"precision 'bf16' requested but CUDA device {device} has no native bf16 support; use 'fp16' or 'auto'"
             )
         return PrecisionPlan(requested, _DTYPES[requested], requested == "fp16", True, dev)
     if dev == "cpu":
@@ -161,7 +161,10 @@ def apex_status() -> ApexStatus:
     locations = list(spec.submodule_search_locations or [])
     if not any((Path(loc) / "optimizers").is_dir() for loc in locations):
         return ApexStatus(
-            True, False, False, cuda,
+            True,
+            False,
+            False,
+            cuda,
             "unrelated apex package (no apex.optimizers; the PyPI 'apex' is not NVIDIA apex)",
         )
     problems: list[str] = []

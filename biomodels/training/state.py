@@ -59,15 +59,18 @@ def capture_rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of `capture_rng_state`."""
-    random.setstate((state["python_version"], tuple(int(x) for x in state["python_state"].tolist()),
-                     state["python_gauss"]))
-    np.random.set_state((
-        "MT19937",
-        state["numpy_keys"].numpy().astype(np.uint32),
-        state["numpy_pos"],
-        state["numpy_has_gauss"],
-        state["numpy_cached_gaussian"],
-    ))
+    random.setstate(
+        (state["python_version"], tuple(int(x) for x in state["python_state"].tolist()), state["python_gauss"])
+    )
+    np.random.set_state(
+        (
+            "MT19937",
+            state["numpy_keys"].numpy().astype(np.uint32),
+            state["numpy_pos"],
+            state["numpy_has_gauss"],
+            state["numpy_cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch_cpu"])
     if "torch_cuda" in state and torch.cuda.is_available():
         cuda_states = state["torch_cuda"]
@@ -183,8 +186,7 @@ def read_checkpoint(
         raise ModelError(f"{directory}: not a complete checkpoint (no {STATE_FILE})")
     state = json.loads(state_path.read_text(encoding="utf-8"))
     load_weights(model, directory)
-    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=map_location,
-                                         weights_only=True))
+    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=map_location, weights_only=True))
     scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=True))
     scaler_path = directory / "scaler.pt"
     if scaler is not None:

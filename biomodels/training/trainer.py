@@ -21,10 +21,11 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,10 +33,22 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from biomodels.training import distributed as D
 from biomodels.data.batching import LengthGroupedSampler, count_tokens
+from biomodels.training import distributed as D
 from biomodels.training.precision import apex_status, build_optimizer, resolve_precision, swap_fused_layernorm
-from biomodels.training.state import CHECKPOINT_DIR, STATE_FILE, atomic_replace_dir, capture_rng_state, find_checkpoint, load_weights, read_checkpoint, restore_rng_state, save_weights, seed_everything, write_checkpoint
+from biomodels.training.state import (
+    CHECKPOINT_DIR,
+    STATE_FILE,
+    atomic_replace_dir,
+    capture_rng_state,
+    find_checkpoint,
+    load_weights,
+    read_checkpoint,
+    restore_rng_state,
+    save_weights,
+    seed_everything,
+    write_checkpoint,
+)
 from corpora.errors import ConfigError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -204,9 +217,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
         cfg = self.config
-        self.dist = D.init_distributed(
-            None if cfg.device is None else torch.device(cfg.device).type
-        )
+        self.dist = D.init_distributed(None if cfg.device is None else torch.device(cfg.device).type)
         if cfg.device is not None:
             self.device = torch.device(cfg.device)
         elif torch.cuda.is_available():
@@ -217,14 +228,17 @@ class Trainer:
         self.model.to(self.device)
         self.apex = apex_status()
         self.swapped_layernorms = (
-            swap_fused_layernorm(self.model, self.apex)
-            if cfg.fused_layernorm and self.device.type == "cuda"
-            else 0
+            swap_fused_layernorm(self.model, self.apex) if cfg.fused_layernorm and self.device.type == "cuda" else 0
         )
         self.plan = resolve_precision(cfg.precision, self.device)
-        logger.info("device %s, precision %s (scaler: %s), %s, %d LayerNorms fused",
-                    self.device, self.plan.name, self.plan.use_scaler, self.apex.detail,
-                    self.swapped_layernorms)
+        logger.info(
+            "device %s, precision %s (scaler: %s), %s, %d LayerNorms fused",
+            self.device,
+            self.plan.name,
+            self.plan.use_scaler,
+            self.apex.detail,
+            self.swapped_layernorms,
+        )
         self.optimizer, self.optimizer_info = build_optimizer(
             self.model, cfg.learning_rate, cfg.weight_decay, self.device, self.apex
         )
@@ -242,14 +256,11 @@ class Trainer:
         self.steps_per_epoch = len(self.sampler)
         if self.steps_per_epoch == 0:
             raise ConfigError(
-                f"Trainer: {len(self.features)} features give no batch for "
-                f"{self.dist.world_size} processes"
+                f"Trainer: {len(self.features)} features give no batch for {self.dist.world_size} processes"
             )
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         warmup = math.ceil(cfg.warmup_ratio * self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, linear_schedule(self.total_steps, warmup)
-        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_schedule(self.total_steps, warmup))
         self.scaler = self.plan.make_scaler()
         generator = torch.Generator()
         generator.manual_seed(cfg.seed)  # a private generator: loaders never draw from global RNG
@@ -297,8 +308,12 @@ class Trainer:
                     f"has {key[name]!r}; an exact resume needs the same value"
                 )
         if saved_key.get("total_steps") != key["total_steps"]:
-            logger.warning("%s: total steps changed from %s to %s; the LR schedule changes",
-                           ckpt, saved_key.get("total_steps"), key["total_steps"])
+            logger.warning(
+                "%s: total steps changed from %s to %s; the LR schedule changes",
+                ckpt,
+                saved_key.get("total_steps"),
+                key["total_steps"],
+            )
         # checked before loading, so a refused resume leaves the model and optimizer untouched
         state, rng_states = read_checkpoint(
             ckpt, self.model, self.optimizer, self.scheduler, self.scaler, map_location=self.device
@@ -309,22 +324,37 @@ class Trainer:
         mine = rng_states[self.dist.rank]
         self.pending = mine["pending"]
         restore_rng_state(mine["rng"])
-        logger.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt,
-                    self.state.global_step, self.state.epoch, self.state.step_in_epoch)
+        logger.info(
+            "resumed from %s at step %d (epoch %d, batch %d)",
+            ckpt,
+            self.state.global_step,
+            self.state.epoch,
+            self.state.step_in_epoch,
+        )
 
     def _save_checkpoint(self) -> None:
         mine = {"rng": capture_rng_state(), "pending": dict(self.pending)}
         rng_states = D.all_gather_object(mine, self.dist)
         if self.dist.is_main:
-            write_checkpoint(self.out_dir / CHECKPOINT_DIR, self.model, self.optimizer,
-                             self.scheduler, self.scaler, asdict(self.state), rng_states)
+            write_checkpoint(
+                self.out_dir / CHECKPOINT_DIR,
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                self.scaler,
+                asdict(self.state),
+                rng_states,
+            )
         D.barrier(self.dist)
 
     # ------------------------------------------------------------------- step
     def _train_step(self, wrapped: nn.Module, window: list[dict[str, torch.Tensor]]) -> None:
         counts = [(count_items(b),) + count_tokens(b) for b in window]
-        totals = torch.tensor([sum(c[i] for c in counts) for i in range(3)], dtype=torch.float64,
-                              device=self.device if self.dist.enabled else "cpu")
+        totals = torch.tensor(
+            [sum(c[i] for c in counts) for i in range(3)],
+            dtype=torch.float64,
+            device=self.device if self.dist.enabled else "cpu",
+        )
         D.all_reduce_sum(totals, self.dist)
         global_items, global_real, global_padded = (int(x) for x in totals.tolist())
         world = self.dist.world_size
@@ -339,8 +369,7 @@ class Trainer:
                 loss = getattr(out, "loss", None)
                 if loss is None:
                     raise ModelError(
-                        f"{type(self.model).__name__} returned no loss; the batch needs labels "
-                        f"(keys: {sorted(batch)})"
+                        f"{type(self.model).__name__} returned no loss; the batch needs labels (keys: {sorted(batch)})"
                     )
                 items = counts[i][0]
                 if items == 0:  # no labelled token: the model's mean is NaN; contribute zero
@@ -384,8 +413,9 @@ class Trainer:
         }
         self.state.train_log.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
-        logger.info("step %d loss %.4f lr %.3g real tokens/s %.0f", row["step"], row["loss"],
-                    row["lr"], row["tokens_per_s"])
+        logger.info(
+            "step %d loss %.4f lr %.3g real tokens/s %.0f", row["step"], row["loss"], row["lr"], row["tokens_per_s"]
+        )
         self._reset_pending()
 
     def _reset_pending(self) -> None:
@@ -394,8 +424,7 @@ class Trainer:
 
     def _flush_pending_loss(self) -> None:
         """Move the on-device loss sum into `pending` (rank-local) so a checkpoint holds it."""
-        self.pending["loss"] += float(D.all_reduce_sum(self.pending_loss_tensor.detach().clone(),
-                                                       self.dist))
+        self.pending["loss"] += float(D.all_reduce_sum(self.pending_loss_tensor.detach().clone(), self.dist))
         self.pending_loss_tensor = torch.zeros((), dtype=torch.float32, device=self.device)
 
     def _evaluate(self) -> dict[str, float]:
@@ -410,8 +439,7 @@ class Trainer:
         assert metrics is not None
         if self.config.metric not in metrics:
             raise ConfigError(
-                f"eval_fn returned {sorted(metrics)}; the configured metric "
-                f"{self.config.metric!r} is not among them"
+                f"eval_fn returned {sorted(metrics)}; the configured metric {self.config.metric!r} is not among them"
             )
         st = self.state
         st.last_eval_step = st.global_step
@@ -429,8 +457,12 @@ class Trainer:
             st.bad_evals += 1
             if self.config.patience and st.bad_evals >= self.config.patience:
                 st.stopped_early = True
-                logger.info("early stopping at step %d: %s did not improve for %d evaluations",
-                            st.global_step, self.config.metric, st.bad_evals)
+                logger.info(
+                    "early stopping at step %d: %s did not improve for %d evaluations",
+                    st.global_step,
+                    self.config.metric,
+                    st.bad_evals,
+                )
         return metrics
 
     # ------------------------------------------------------------------- loop
@@ -452,8 +484,13 @@ class Trainer:
     def _loop(self, wrapped: nn.Module) -> TrainResult:
         cfg, st = self.config, self.state
         show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
-        bar = tqdm(total=self.total_steps, initial=st.global_step, unit="step",
-                   disable=not (show and self.dist.is_main), dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=st.global_step,
+            unit="step",
+            disable=not (show and self.dist.is_main),
+            dynamic_ncols=True,
+        )
         last_saved = self._resumed_step
         final_metrics: dict[str, float] = {}
         with bar:
@@ -543,8 +580,7 @@ class Trainer:
                 "padded_tokens": st.padded_tokens,
                 "train_seconds": st.train_seconds,
                 "history": {"train": st.train_log, "eval": st.eval_log},
-                "config": {k: (str(v) if isinstance(v, Path) else v)
-                           for k, v in asdict(self.config).items()},
+                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items()},
                 **run_info,
             }
             metrics_path = self.out_dir / "metrics.json"
@@ -554,8 +590,7 @@ class Trainer:
             if self.config.plot and st.train_log:
                 from biomodels.training.plots import plot_training  # matplotlib only when used
 
-                plot_path = plot_training(st.train_log, st.eval_log, self.config.metric,
-                                          self.out_dir / "training.png")
+                plot_path = plot_training(st.train_log, st.eval_log, self.config.metric, self.out_dir / "training.png")
         return TrainResult(
             global_step=st.global_step,
             total_steps=self.total_steps,

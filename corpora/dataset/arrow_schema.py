@@ -25,7 +25,9 @@ DOCUMENT_SCHEMA = pa.schema(
         ("source", pa.struct([("path", pa.string()), ("sha256", pa.string()), ("format", pa.string())])),
         (
             "passages",
-            pa.list_(pa.struct([("id", pa.string()), ("type", pa.string()), ("text", pa.string()), ("offsets", _offsets)])),
+            pa.list_(
+                pa.struct([("id", pa.string()), ("type", pa.string()), ("text", pa.string()), ("offsets", _offsets)])
+            ),
         ),
         (
             "entities",
@@ -113,7 +115,13 @@ def _feature(dtype: pa.DataType) -> Any:
         return {dtype.field(i).name: _feature(dtype.field(i).type) for i in range(dtype.num_fields)}
     if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
         return {"feature": _feature(dtype.value_type), "_type": "List"}
-    names = {pa.string(): "string", pa.int32(): "int32", pa.int64(): "int64", pa.float32(): "float32", pa.bool_(): "bool"}
+    names = {
+        pa.string(): "string",
+        pa.int32(): "int32",
+        pa.int64(): "int64",
+        pa.float32(): "float32",
+        pa.bool_(): "bool",
+    }
     if dtype not in names:
         raise TypeError(f"no HuggingFace feature for Arrow type {dtype}")
     return {"dtype": names[dtype], "_type": "Value"}

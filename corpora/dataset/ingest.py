@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corpora.dataset.manifest import ShardEntry
+from corpora.dataset.store import DatasetStore, shard_name_for
+from corpora.dataset.versioning import code_version
 from corpora.errors import ConfigError, EmptyInputError
 from corpora.formats.registry import companion_files, detect_format, get_reader
-from corpora.dataset.manifest import ShardEntry
-from corpora.schema import Deletion, Document
-from corpora.dataset.store import DatasetStore, shard_name_for
 from corpora.formats.textio import sha256_file
+from corpora.schema import Deletion, Document
 from corpora.validation import check_entity_offsets, check_relation_arguments
-from corpora.dataset.versioning import code_version
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class ShardReport:
         return asdict(self)
 
     @classmethod
-    def from_entry(cls, path: str, entry: ShardEntry, status: str) -> "ShardReport":
+    def from_entry(cls, path: str, entry: ShardEntry, status: str) -> ShardReport:
         return cls(
             path=path,
             shard=entry.shard,
@@ -59,7 +59,9 @@ class ShardReport:
         )
 
 
-def report_if_current(target: DatasetStore, shard: str, source: str, sha256: str, version: str, producer: dict | None = None) -> ShardReport | None:
+def report_if_current(
+    target: DatasetStore, shard: str, source: str, sha256: str, version: str, producer: dict | None = None
+) -> ShardReport | None:
     """A `skipped` report when `shard` of `target` was made from the same input by the same code and producer."""
     if not target.is_current(shard, sha256, version, producer):
         return None
@@ -81,7 +83,9 @@ def reader_options(fmt: str, on_mismatch: str) -> dict[str, str]:
     return {"mismatch": on_mismatch}
 
 
-def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force: bool = False, on_mismatch: str = "error") -> ShardReport:
+def ingest_file(
+    path: str | Path, out_dir: str | Path, fmt: str = "auto", force: bool = False, on_mismatch: str = "error"
+) -> ShardReport:
     """Read `path` into the dataset at `out_dir` as one shard.
 
     Unchanged input (same content hash, same code version, same reader options) is skipped
@@ -119,10 +123,20 @@ def ingest_file(path: str | Path, out_dir: str | Path, fmt: str = "auto", force:
         check_entity_offsets(doc, src)
         check_relation_arguments(doc, src)
 
-    entry = ShardEntry(shard=shard, source_path=str(src), source_sha256=sha, format=name, code_version=version, producer=producer or {})
+    entry = ShardEntry(
+        shard=shard, source_path=str(src), source_sha256=sha, format=name, code_version=version, producer=producer or {}
+    )
     entry.deletions = deletions  # filled while the shard is written
     written = store.write_shard(shard, _non_empty(documents(), deletions, src), entry, on_document=validate)
-    log.info("%s: %d documents, %d entities, %d relations, %d deletions -> %s", src, written.rows, written.entities, written.relations, len(deletions), shard)
+    log.info(
+        "%s: %d documents, %d entities, %d relations, %d deletions -> %s",
+        src,
+        written.rows,
+        written.entities,
+        written.relations,
+        len(deletions),
+        shard,
+    )
     return ShardReport.from_entry(str(src), written, "written")
 
 

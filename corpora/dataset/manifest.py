@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +40,13 @@ class ShardEntry:
     source_write_id: str = ""  # derived shards: the `write_id` of the source shard they were made from
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ShardEntry":
+    def from_dict(cls, data: dict[str, Any]) -> ShardEntry:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

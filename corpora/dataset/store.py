@@ -31,15 +31,28 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from corpora.dataset.arrow_schema import DOCUMENT_SCHEMA, schema_with_metadata
-from corpora.errors import StoreError
 from corpora.dataset.manifest import ShardEntry, read_entry, utc_now, write_json_atomic
+from corpora.errors import StoreError
 from corpora.schema import SCHEMA_VERSION, Document
 
 log = logging.getLogger(__name__)
 
 ROWS_PER_GROUP = 2000
 RECONCILED_FILE = "reconciled.json"  # which write of each shard the last `reconcile` saw
-_KNOWN_SUFFIXES = (".xml.gz", ".xml", ".json", ".jsonl", ".txt", ".tsv", ".conll", ".ann", ".gz", ".parquet", ".iob2", ".bioc")
+_KNOWN_SUFFIXES = (
+    ".xml.gz",
+    ".xml",
+    ".json",
+    ".jsonl",
+    ".txt",
+    ".tsv",
+    ".conll",
+    ".ann",
+    ".gz",
+    ".parquet",
+    ".iob2",
+    ".bioc",
+)
 
 
 def shard_name_for(source: str | Path) -> str:
@@ -204,7 +217,12 @@ class DatasetStore:
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.staging_dir / f"{shard}.{uuid.uuid4().hex[:8]}.parquet"
         try:
-            pq.write_table(kept.replace_schema_metadata(pq.read_schema(path).metadata), tmp, compression="zstd", row_group_size=ROWS_PER_GROUP)
+            pq.write_table(
+                kept.replace_schema_metadata(pq.read_schema(path).metadata),
+                tmp,
+                compression="zstd",
+                row_group_size=ROWS_PER_GROUP,
+            )
             self._validate(tmp, kept.num_rows)
             os.replace(tmp, path)
         except BaseException:
@@ -255,12 +273,17 @@ class DatasetStore:
                     if not changed[i]:
                         continue
                 ids = set(entry.deletions)
-                ids.update(pq.read_table(self.shard_path(entry.shard), columns=["document_id"])["document_id"].to_pylist())
+                ids.update(
+                    pq.read_table(self.shard_path(entry.shard), columns=["document_id"])["document_id"].to_pylist()
+                )
                 if i > first_changed:
                     later_all |= ids
                 if changed[i]:
                     later_changed |= ids
-        write_json_atomic(self.root / RECONCILED_FILE, {"formats": list(supersede_formats), "writes": {e.shard: _write_key(e) for e in entries}})
+        write_json_atomic(
+            self.root / RECONCILED_FILE,
+            {"formats": list(supersede_formats), "writes": {e.shard: _write_key(e) for e in entries}},
+        )
         return removed
 
     def _reconciled_writes(self) -> dict[str, list[str]]:

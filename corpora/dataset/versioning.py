@@ -8,7 +8,7 @@ module of the library packages.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -22,7 +22,7 @@ def package_version() -> str:
         return "0+unknown"
 
 
-@lru_cache(maxsize=None)
+@cache
 def source_hash(package: str = "corpora") -> str:
     """First 12 hex digits of a hash over the package's Python sources (sorted by path)."""
     root = Path(__file__).resolve().parent.parent / package

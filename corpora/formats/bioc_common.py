@@ -43,15 +43,45 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from corpora.formats.concept_ids import dump_extra, first_mention, load_extra, parse_ids, render_id
 from corpora.errors import MalformedInputError, OffsetMismatchError
-from corpora.schema import Abbreviation, Document, Entity, MeshTerm, Metadata, Normalization, Passage, Relation, Source, Span, document_text
+from corpora.formats.concept_ids import dump_extra, first_mention, load_extra, parse_ids, render_id
+from corpora.schema import (
+    Abbreviation,
+    Document,
+    Entity,
+    MeshTerm,
+    Metadata,
+    Normalization,
+    Passage,
+    Relation,
+    Source,
+    Span,
+    document_text,
+)
 
 NORMALIZATION_KEYS = frozenset(
     k.lower()
     for k in (
-        "MESH", "identifier", "NCBI Gene", "NCBIGene", "NCBI_Gene", "Gene", "OMIM", "CHEBI", "NCBI Taxonomy",
-        "Taxonomy", "UMLS", "CUI", "Entrez", "EntrezGene", "UniProt", "dbSNP", "Cellosaurus", "HGNC", "MONDO", "DOID",
+        "MESH",
+        "identifier",
+        "NCBI Gene",
+        "NCBIGene",
+        "NCBI_Gene",
+        "Gene",
+        "OMIM",
+        "CHEBI",
+        "NCBI Taxonomy",
+        "Taxonomy",
+        "UMLS",
+        "CUI",
+        "Entrez",
+        "EntrezGene",
+        "UniProt",
+        "dbSNP",
+        "Cellosaurus",
+        "HGNC",
+        "MONDO",
+        "DOID",
     )
 )
 SCHEMA_INFON = "biomed:schema"
@@ -272,14 +302,19 @@ def _passage(
         cursor = offset
         for soff, stext, snode in sorted(placed, key=lambda t: t[0]):
             if soff < cursor:
-                raise where.malformed(f"sentence at offset {soff} starts before offset {cursor} (passage start or previous sentence end)", snode)
+                raise where.malformed(
+                    f"sentence at offset {soff} starts before offset {cursor} (passage start or previous sentence end)",
+                    snode,
+                )
             parts.append(" " * (soff - cursor) + stext)
             cursor = soff + len(stext)
         text = "".join(parts)
     for soff, stext, snode in placed:
         found = text[soff - offset : soff - offset + len(stext)] if soff >= offset else None
         if found != stext:
-            raise where.mismatch(f"sentence at offset {soff} says {stext!r}, but the passage text there is {found!r}", snode)
+            raise where.mismatch(
+                f"sentence at offset {soff} says {stext!r}, but the passage text there is {found!r}", snode
+            )
         sentences.append(Span(soff, soff + len(stext)))
         sinfons = _infons(snode, where)
         if sinfons:
@@ -316,7 +351,10 @@ def _entities(
             start = _int(loc.get("offset"), "location offset", where, anode)
             length = _int(loc.get("length"), "location length", where, anode)
             if start < 0 or length < 0 or start + length > len(text):
-                raise where.mismatch(f"annotation {aid} location {start}+{length} falls outside the document text (length {len(text)})", anode)
+                raise where.mismatch(
+                    f"annotation {aid} location {start}+{length} falls outside the document text (length {len(text)})",
+                    anode,
+                )
             offsets.append([start, start + length])
         parts = [text[s:e] for s, e in offsets]
         joined = " ".join(parts)
@@ -351,7 +389,12 @@ def _forced_norms(raw: str, where: _Where, node: dict[str, Any]) -> list[Normali
 
 
 def _relations(
-    rel_nodes: list[dict[str, Any]], doc_id: str, entities: list[Entity], ineligible: set[str], bioc: dict[str, Any], where: _Where
+    rel_nodes: list[dict[str, Any]],
+    doc_id: str,
+    entities: list[Entity],
+    ineligible: set[str],
+    bioc: dict[str, Any],
+    where: _Where,
 ) -> list[Relation]:
     ids = {e.id for e in entities}
     types = {e.type for e in entities if e.type}
@@ -377,7 +420,9 @@ def _relations(
             for refid, _ in pairs:
                 if refid not in ids:
                     why = " (its annotation was skipped)" if refid in skipped else ""
-                    raise where.malformed(f"relation {rid} node refid {refid!r} names no annotation of the document{why}", rnode)
+                    raise where.malformed(
+                        f"relation {rid} node refid {refid!r} names no annotation of the document{why}", rnode
+                    )
             args = [p[0] for p in pairs[:2]] + [""] * (2 - min(len(pairs), 2))
             if pairs != default_nodes(args[0], args[1]):
                 record["nodes"] = pairs
@@ -385,7 +430,8 @@ def _relations(
             keys = [k for k in infons if k in types]
             if len(keys) != 2:
                 raise where.malformed(
-                    f"relation {rid} has no nodes and {len(keys)} infons keyed by an entity type ({keys}); a concept relation needs two", rnode
+                    f"relation {rid} has no nodes and {len(keys)} infons keyed by an entity type ({keys}); a concept relation needs two",
+                    rnode,
                 )
             args, raws = [], {}
             for key in keys:
@@ -395,7 +441,9 @@ def _relations(
                     raise where.malformed(f"relation {rid}: infon {key} must hold one concept id, got {raw!r}", rnode)
                 anchor = first_mention(entities, norms[0], key, lambda e: e.id not in ineligible)
                 if anchor is None:
-                    raise where.malformed(f"relation {rid}: concept {raw!r} ({key}) has no mention in the document", rnode)
+                    raise where.malformed(
+                        f"relation {rid}: concept {raw!r} ({key}) has no mention in the document", rnode
+                    )
                 args.append(anchor.id)
                 normalized.append(norms[0])
                 if render_id(norms[0]) != raw:
@@ -414,4 +462,13 @@ def default_nodes(arg1: str, arg2: str) -> list[list[str]]:
     return [[a, role] for a, role in ((arg1, "arg1"), (arg2, "arg2")) if a]
 
 
-__all__ = ["NORMALIZATION_KEYS", "collection_info", "default_nodes", "document_from_bioc", "is_norm_key", "parse_norm_infons", "render_norm_infons", "squash_space"]
+__all__ = [
+    "NORMALIZATION_KEYS",
+    "collection_info",
+    "default_nodes",
+    "document_from_bioc",
+    "is_norm_key",
+    "parse_norm_infons",
+    "render_norm_infons",
+    "squash_space",
+]

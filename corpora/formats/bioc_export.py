@@ -17,7 +17,17 @@ from collections.abc import Iterable
 from dataclasses import asdict, fields
 from typing import Any
 
-from corpora.formats.bioc_common import INDIVIDUAL_MENTION, NORM_INFON, SCHEMA_INFON, collection_info, default_nodes, is_norm_key, parse_norm_infons, render_norm_infons, squash_space
+from corpora.formats.bioc_common import (
+    INDIVIDUAL_MENTION,
+    NORM_INFON,
+    SCHEMA_INFON,
+    collection_info,
+    default_nodes,
+    is_norm_key,
+    parse_norm_infons,
+    render_norm_infons,
+    squash_space,
+)
 from corpora.formats.concept_ids import first_mention, load_extra, parse_ids, render_id
 from corpora.schema import Document, Entity, Metadata, Relation, Span
 
@@ -50,12 +60,27 @@ def document_to_bioc(doc: Document, collection: dict[str, Any]) -> dict[str, Any
     for i, p in enumerate(doc.passages):
         pinfons = {"type": p.type} if p.type else {}
         pinfons.update(bioc.get("passages", {}).pop(p.id, {}))
-        out: dict[str, Any] = {"offset": p.offsets[0][0], "infons": pinfons, "text": p.text, "sentences": [], "annotations": [], "relations": []}
+        out: dict[str, Any] = {
+            "offset": p.offsets[0][0],
+            "infons": pinfons,
+            "text": p.text,
+            "sentences": [],
+            "annotations": [],
+            "relations": [],
+        }
         if i in sentence_form:
             out["text"] = ""
             for s in sentence_form[i]:
                 sinfons = bioc.get("sentences", {}).pop(f"{s.start}-{s.end}", {})
-                out["sentences"].append({"offset": s.start, "infons": sinfons, "text": text[s.start : s.end], "annotations": [], "relations": []})
+                out["sentences"].append(
+                    {
+                        "offset": s.start,
+                        "infons": sinfons,
+                        "text": text[s.start : s.end],
+                        "annotations": [],
+                        "relations": [],
+                    }
+                )
         passages_out.append(out)
 
     leftover_sents = [s for s in doc.sentences if (s.start, s.end) not in native_sents]
@@ -71,7 +96,9 @@ def document_to_bioc(doc: Document, collection: dict[str, Any]) -> dict[str, Any
         schema["metadata"] = {k: ([asdict(m) for m in v] if k == "mesh_terms" else v) for k, v in md.items()}
 
     ineligible = {
-        e.id for e in doc.entities if bioc.get("annotations", {}).get(e.id, {}).get("infons", {}).get("CompositeRole") == INDIVIDUAL_MENTION
+        e.id
+        for e in doc.entities
+        if bioc.get("annotations", {}).get(e.id, {}).get("infons", {}).get("CompositeRole") == INDIVIDUAL_MENTION
     }
     ann_out = [_annotation_out(e, bioc) for e in doc.entities]
     doc_annotations = _place_annotations(doc, ann_out, passages_out, sentence_form)
@@ -84,7 +111,13 @@ def document_to_bioc(doc: Document, collection: dict[str, Any]) -> dict[str, Any
         schema["extra"] = extra
     if schema:
         infons[SCHEMA_INFON] = json.dumps(schema, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return {"id": doc.document_id, "infons": infons, "passages": passages_out, "annotations": doc_annotations, "relations": relations_out}
+    return {
+        "id": doc.document_id,
+        "infons": infons,
+        "passages": passages_out,
+        "annotations": doc_annotations,
+        "relations": relations_out,
+    }
 
 
 def _sentence_passages(doc: Document, text: str) -> tuple[dict[int, list[Span]], set[tuple[int, int]]]:
@@ -148,7 +181,10 @@ def _put_scored(infons: dict[str, str], annotator: str | None, score: float | No
 
 
 def _place_annotations(
-    doc: Document, ann_out: list[dict[str, Any]], passages_out: list[dict[str, Any]], sentence_form: dict[int, list[Span]]
+    doc: Document,
+    ann_out: list[dict[str, Any]],
+    passages_out: list[dict[str, Any]],
+    sentence_form: dict[int, list[Span]],
 ) -> list[dict[str, Any]]:
     """Put each annotation in the passage/sentence holding it if that keeps the entity order."""
     far = (len(doc.passages), 0)
@@ -212,7 +248,12 @@ def _relation_out(rel: Relation, doc: Document, ineligible: set[str], bioc: dict
 
 
 def _concept_form(
-    rel: Relation, doc: Document, by_id: dict[str, Entity], ineligible: set[str], other: dict[str, str], record: dict[str, Any]
+    rel: Relation,
+    doc: Document,
+    by_id: dict[str, Entity],
+    ineligible: set[str],
+    other: dict[str, str],
+    record: dict[str, Any],
 ) -> dict[str, str] | None:
     """Infons for a node-less concept relation (BC5CDR CID), or None when it would not read back."""
     if "nodes" in record or len(rel.normalized) != 2:
@@ -246,4 +287,3 @@ def iter_first(docs: Iterable[Document]) -> tuple[Document | None, Iterable[Docu
         yield from it
 
     return first, chained()
-

@@ -16,11 +16,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
+from corpora.errors import MalformedInputError
 from corpora.formats.bioc_common import collection_info, document_from_bioc
 from corpora.formats.bioc_export import document_to_bioc, header_collection, iter_first
-from corpora.errors import MalformedInputError
-from corpora.schema import Document, Source
 from corpora.formats.textio import iter_lines, open_output, read_text, sha256_file
+from corpora.schema import Document, Source
 
 FORMAT = "bioc-json"
 
@@ -42,16 +42,23 @@ def read_bioc_json(path: str | Path, *, mismatch: str = "error") -> Iterator[Doc
         infons = obj.get("infons") or {}
         if not isinstance(infons, dict):
             raise MalformedInputError(path, "collection infons must be an object")
-        collection = collection_info(_opt_str(obj.get("source")), _opt_str(obj.get("date")), _opt_str(obj.get("key")), {str(k): str(v) for k, v in infons.items()})
+        collection = collection_info(
+            _opt_str(obj.get("source")),
+            _opt_str(obj.get("date")),
+            _opt_str(obj.get("key")),
+            {str(k): str(v) for k, v in infons.items()},
+        )
         documents = obj["documents"]
     elif isinstance(obj, dict) and "passages" in obj:
         documents = [obj]
     elif isinstance(obj, list):
         documents = obj
     else:
-        raise MalformedInputError(path, "JSON is neither a BioC collection (with \"documents\"), a document, nor a list of documents")
+        raise MalformedInputError(
+            path, 'JSON is neither a BioC collection (with "documents"), a document, nor a list of documents'
+        )
     if not isinstance(documents, list):
-        raise MalformedInputError(path, "\"documents\" must be a list")
+        raise MalformedInputError(path, '"documents" must be a list')
     del obj
     documents.reverse()
     count = 0
@@ -128,9 +135,11 @@ def write_bioc_json(
         opening = json.dumps(head, ensure_ascii=False, indent=indent)[:-1].rstrip()
         out.write(opening + ("," if head else "") + ("\n" if indent is not None else " ") + '"documents": [')
         for doc in stream:
-            out.write(("," if n else "") + "\n" + json.dumps(document_to_bioc(doc, collection), ensure_ascii=False, indent=indent))
+            out.write(
+                ("," if n else "")
+                + "\n"
+                + json.dumps(document_to_bioc(doc, collection), ensure_ascii=False, indent=indent)
+            )
             n += 1
         out.write("\n]}\n")
     return n
-
-

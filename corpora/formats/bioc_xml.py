@@ -21,11 +21,11 @@ from typing import IO, Any
 
 from lxml import etree
 
+from corpora.errors import BiomedError, EmptyInputError, EncodingError, MalformedInputError
 from corpora.formats.bioc_common import collection_info, document_from_bioc
 from corpora.formats.bioc_export import document_to_bioc, header_collection, iter_first
-from corpora.errors import BiomedError, EmptyInputError, EncodingError, MalformedInputError
-from corpora.schema import Document, Source
 from corpora.formats.textio import open_binary, open_output, sha256_file
+from corpora.schema import Document, Source
 
 FORMAT = "bioc-xml"
 DOCTYPE = '<!DOCTYPE collection SYSTEM "BioC.dtd">'
@@ -53,7 +53,14 @@ def read_bioc_xml(path: str | Path, *, mismatch: str = "error") -> Iterator[Docu
     try:
         with open_binary(path) as fh:
             parser = etree.iterparse(
-                fh, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True, remove_comments=True, remove_pis=True
+                fh,
+                events=("start", "end"),
+                resolve_entities=False,
+                no_network=True,
+                load_dtd=False,
+                huge_tree=True,
+                remove_comments=True,
+                remove_pis=True,
             )
             root: Any = None
             for event, elem in parser:
@@ -61,7 +68,9 @@ def read_bioc_xml(path: str | Path, *, mismatch: str = "error") -> Iterator[Docu
                     if root is None:
                         root = elem
                         if elem.tag != "collection":
-                            raise MalformedInputError(path, f"root element is <{elem.tag}>, not a BioC <collection>", line=elem.sourceline)
+                            raise MalformedInputError(
+                                path, f"root element is <{elem.tag}>, not a BioC <collection>", line=elem.sourceline
+                            )
                     continue
                 if elem.getparent() is not root:
                     continue
@@ -75,7 +84,9 @@ def read_bioc_xml(path: str | Path, *, mismatch: str = "error") -> Iterator[Docu
                         collection = collection_info(header["source"], header["date"], header["key"], coll_infons)
                     count += 1
                     node = _document(elem, path)
-                    yield document_from_bioc(node, collection, source, line=elem.sourceline, record=f"document #{count}", mismatch=mismatch)
+                    yield document_from_bioc(
+                        node, collection, source, line=elem.sourceline, record=f"document #{count}", mismatch=mismatch
+                    )
                     elem.clear()
                     while elem.getprevious() is not None:
                         del root[0]
@@ -148,7 +159,9 @@ def _annotation(elem: Any, path: str | Path) -> dict[str, Any]:
     node, groups = _node(elem, path)
     node["id"] = elem.get("id")
     node["text"] = _single_text(groups, "text", elem, path)
-    node["locations"] = [{"offset": loc.get("offset"), "length": loc.get("length")} for loc in groups.get("location", [])]
+    node["locations"] = [
+        {"offset": loc.get("offset"), "length": loc.get("length")} for loc in groups.get("location", [])
+    ]
     return node
 
 
@@ -162,7 +175,9 @@ def _relation(elem: Any, path: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- writer
 
 
-def write_bioc_xml(docs: Iterable[Document], path_or_fh: str | Path | IO[bytes], *, source: str = "", date: str = "", key: str = "") -> int:
+def write_bioc_xml(
+    docs: Iterable[Document], path_or_fh: str | Path | IO[bytes], *, source: str = "", date: str = "", key: str = ""
+) -> int:
     """Write documents as one BioC XML collection (gzip when the path ends in .gz); returns the count.
 
     The collection's source/date/key/infons are the first document's when it was read from BioC,
@@ -250,5 +265,3 @@ def _relation_element(parent: Any, node: dict[str, Any]) -> None:
     _add_infons(el, node["infons"])
     for n in node["nodes"]:
         _sub(el, "node", refid=n["refid"], role=n["role"])
-
-

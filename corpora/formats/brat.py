@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpora.errors import InputError, MalformedInputError, OffsetMismatchError
-from corpora.schema import Document, Entity, Metadata, Normalization, Passage, Relation, Source
 from corpora.formats.textio import read_text, sha256_file
+from corpora.schema import Document, Entity, Metadata, Normalization, Passage, Relation, Source
 
 FORMAT_NAME = "brat"
 _SPAN = re.compile(r"^(\d+) (\d+)$")
@@ -122,13 +122,22 @@ def read_brat(path: str | Path) -> Iterator[Document]:
         elif kind in "AM":
             if len(fields) not in (2, 3):
                 raise MalformedInputError(ann, f"attribute {ann_id} is not 'Type target [value]'", line=lineno)
-            extra["attributes"].append({"id": ann_id, "type": fields[0], "target": fields[1], "value": fields[2] if len(fields) == 3 else None})
+            extra["attributes"].append(
+                {"id": ann_id, "type": fields[0], "target": fields[1], "value": fields[2] if len(fields) == 3 else None}
+            )
             pending.targets.append((lineno, ann_id, fields[1]))
         elif kind == "*":
             extra["equivalences"].append({"type": fields[0], "ids": fields[1:]})
             pending.targets.extend((lineno, f"equivalence {fields[0]}", ref) for ref in fields[1:])
         else:
-            extra["notes"].append({"id": ann_id, "type": fields[0], "target": fields[1] if len(fields) > 1 else None, "text": cols[2] if len(cols) > 2 else ""})
+            extra["notes"].append(
+                {
+                    "id": ann_id,
+                    "type": fields[0],
+                    "target": fields[1] if len(fields) > 1 else None,
+                    "text": cols[2] if len(cols) > 2 else "",
+                }
+            )
             pending.targets.extend((lineno, ann_id, ref) for ref in fields[1:2])
     _resolve(ann, doc, pending, extra, ids)
     kept = {k: v for k, v in extra.items() if v}
@@ -151,15 +160,23 @@ def _text_bound(ann: Path, line: int, ann_id: str, cols: list[str], text: str) -
     for frag in spans.split(";"):
         m = _SPAN.match(frag.strip())
         if not etype or not m:
-            raise MalformedInputError(ann, f"text-bound {ann_id}: {cols[1]!r} is not 'Type start end[;start end...]'", line=line)
+            raise MalformedInputError(
+                ann, f"text-bound {ann_id}: {cols[1]!r} is not 'Type start end[;start end...]'", line=line
+            )
         s, e = int(m.group(1)), int(m.group(2))
         if not (0 <= s <= e <= len(text)):
-            raise OffsetMismatchError(ann, f"text-bound {ann_id} offsets {s}-{e} fall outside the text (length {len(text)})", line=line)
+            raise OffsetMismatchError(
+                ann, f"text-bound {ann_id} offsets {s}-{e} fall outside the text (length {len(text)})", line=line
+            )
         offsets.append([s, e])
     fragments = [text[s:e] for s, e in offsets]
     if len(cols) > 2:
         if cols[2] not in (" ".join(fragments), "".join(fragments)):
-            raise OffsetMismatchError(ann, f"text-bound {ann_id} offsets {spans} select {fragments!r}, but the text column is {cols[2]!r}", line=line)
+            raise OffsetMismatchError(
+                ann,
+                f"text-bound {ann_id} offsets {spans} select {fragments!r}, but the text column is {cols[2]!r}",
+                line=line,
+            )
     return Entity(id=ann_id, type=etype, text=fragments, offsets=offsets)
 
 
@@ -173,7 +190,9 @@ def _resolve(ann: Path, doc: Document, pending: _Pending, extra: dict[str, list]
             seen.add(ref)
             ref = pending.events[ref][2]
         if ref not in entities:
-            raise MalformedInputError(ann, f"{what} points at {ref!r}, which is not a text-bound annotation or event", line=line)
+            raise MalformedInputError(
+                ann, f"{what} points at {ref!r}, which is not a text-bound annotation or event", line=line
+            )
         return ref
 
     for line, rel in pending.relations:
@@ -184,7 +203,9 @@ def _resolve(ann: Path, doc: Document, pending: _Pending, extra: dict[str, list]
         if trigger not in entities:
             raise MalformedInputError(ann, f"event {eid} trigger {trigger!r} is not a text-bound annotation", line=line)
         for i, (role, ref) in enumerate(args, start=1):
-            doc.relations.append(Relation(f"{eid}.{i}", f"{etype}:{role}", trigger, entity_id(ref, line, f"event {eid}")))
+            doc.relations.append(
+                Relation(f"{eid}.{i}", f"{etype}:{role}", trigger, entity_id(ref, line, f"event {eid}"))
+            )
         extra["events"].append({"id": eid, "type": etype, "trigger": trigger, "arguments": [list(a) for a in args]})
     for line, target, norm in pending.normalizations:
         entities[entity_id(target, line, "normalization")].normalized.append(norm)

@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpora.errors import InputError, MalformedInputError, OffsetMismatchError
-from corpora.schema import Document, Entity, Metadata, Relation, Source, passages_from_texts
 from corpora.formats.textio import iter_lines, sha256_file
+from corpora.schema import Document, Entity, Metadata, Relation, Source, passages_from_texts
 
 FORMAT_NAME = "chemprot"
 MAIN_SUFFIX = "_abstracts.tsv"
@@ -107,12 +107,19 @@ def read_chemprot(path: str | Path, *, all_relations: bool = False) -> Iterator[
             continue
         cols = raw.split("\t")
         if len(cols) != 3:
-            raise MalformedInputError(p, f"expected 3 tab-separated columns (PMID, title, abstract), found {len(cols)}", line=lineno)
+            raise MalformedInputError(
+                p, f"expected 3 tab-separated columns (PMID, title, abstract), found {len(cols)}", line=lineno
+            )
         pmid, title, abstract = cols
         if pmid in seen:
             raise MalformedInputError(p, f"PMID {pmid} appears twice", line=lineno, record=pmid)
         seen.add(pmid)
-        doc = Document(id=pmid, document_id=pmid, source=source, passages=passages_from_texts([("title", title), ("abstract", abstract)], " ", f"{pmid}."))
+        doc = Document(
+            id=pmid,
+            document_id=pmid,
+            source=source,
+            passages=passages_from_texts([("title", title), ("abstract", abstract)], " ", f"{pmid}."),
+        )
         _add_entities(doc, entities.pop(pmid, []), siblings["entities"])
         gold_rows = None if gold is None else gold.pop(pmid, [])
         _add_relations(doc, relations.pop(pmid, []), gold_rows, siblings, all_relations)
@@ -120,7 +127,12 @@ def read_chemprot(path: str | Path, *, all_relations: bool = False) -> Iterator[
     for kind, index in (("entities", entities), ("relations", relations), ("gold_standard", gold or {})):
         if index:
             pmid, rows = min(index.items(), key=lambda item: item[1][0].line)
-            raise MalformedInputError(siblings[kind], f"PMID {pmid} has no abstract in {p.name} ({len(index)} PMIDs without one)", line=rows[0].line, record=pmid)
+            raise MalformedInputError(
+                siblings[kind],
+                f"PMID {pmid} has no abstract in {p.name} ({len(index)} PMIDs without one)",
+                line=rows[0].line,
+                record=pmid,
+            )
 
 
 def _index(path: Path, parse) -> dict[str, list]:
@@ -136,10 +148,14 @@ def _index(path: Path, parse) -> dict[str, list]:
 
 def _entity_row(path: Path, line: int, cols: list[str]) -> tuple[str, _EntityRow]:
     if len(cols) != 6:
-        raise MalformedInputError(path, f"expected 6 tab-separated columns (PMID, id, type, start, end, text), found {len(cols)}", line=line)
+        raise MalformedInputError(
+            path, f"expected 6 tab-separated columns (PMID, id, type, start, end, text), found {len(cols)}", line=line
+        )
     pmid, tid, etype, start, end, text = cols
     if etype not in ENTITY_TYPES:
-        raise MalformedInputError(path, f"entity type {etype!r} is not one of {', '.join(sorted(ENTITY_TYPES))}", line=line, record=pmid)
+        raise MalformedInputError(
+            path, f"entity type {etype!r} is not one of {', '.join(sorted(ENTITY_TYPES))}", line=line, record=pmid
+        )
     try:
         s, e = int(start), int(end)
     except ValueError as exc:
@@ -162,7 +178,11 @@ def _group(path: Path, line: int, pmid: str, group: str) -> str:
 
 def _relation_row(path: Path, line: int, cols: list[str]) -> tuple[str, _RelationRow]:
     if len(cols) != 6:
-        raise MalformedInputError(path, f"expected 6 tab-separated columns (PMID, CPR group, eval flag, type, Arg1, Arg2), found {len(cols)}", line=line)
+        raise MalformedInputError(
+            path,
+            f"expected 6 tab-separated columns (PMID, CPR group, eval flag, type, Arg1, Arg2), found {len(cols)}",
+            line=line,
+        )
     pmid, group, flag, fine, a1, a2 = cols
     flag = flag.strip()
     if flag not in ("Y", "N"):
@@ -173,7 +193,9 @@ def _relation_row(path: Path, line: int, cols: list[str]) -> tuple[str, _Relatio
 
 def _gold_row(path: Path, line: int, cols: list[str]) -> tuple[str, _RelationRow]:
     if len(cols) != 4:
-        raise MalformedInputError(path, f"expected 4 tab-separated columns (PMID, CPR group, Arg1, Arg2), found {len(cols)}", line=line)
+        raise MalformedInputError(
+            path, f"expected 4 tab-separated columns (PMID, CPR group, Arg1, Arg2), found {len(cols)}", line=line
+        )
     pmid, group, a1, a2 = cols
     arg1, arg2 = _args(path, line, pmid, a1, a2)
     return pmid, _RelationRow(line, _group(path, line, pmid, group), None, None, arg1, arg2)
@@ -184,16 +206,29 @@ def _add_entities(doc: Document, rows: list[_EntityRow], path: Path) -> None:
     seen: set[str] = set()
     for row in rows:
         if row.id in seen:
-            raise MalformedInputError(path, f"entity id {row.id} repeats within PMID {doc.id}", line=row.line, record=doc.id)
+            raise MalformedInputError(
+                path, f"entity id {row.id} repeats within PMID {doc.id}", line=row.line, record=doc.id
+            )
         found = text[row.start : row.end] if 0 <= row.start <= row.end <= len(text) else None
         if found != row.text:
             what = f"select {found!r}" if found is not None else f"fall outside the text (length {len(text)})"
-            raise OffsetMismatchError(path, f"entity {row.id} offsets {row.start}-{row.end} {what}, but the entity text is {row.text!r}", line=row.line, record=doc.id)
+            raise OffsetMismatchError(
+                path,
+                f"entity {row.id} offsets {row.start}-{row.end} {what}, but the entity text is {row.text!r}",
+                line=row.line,
+                record=doc.id,
+            )
         seen.add(row.id)
         doc.entities.append(Entity(id=row.id, type=row.type, text=[row.text], offsets=[[row.start, row.end]]))
 
 
-def _add_relations(doc: Document, rows: list[_RelationRow], gold_rows: list[_RelationRow] | None, files: dict[str, Path], all_relations: bool) -> None:
+def _add_relations(
+    doc: Document,
+    rows: list[_RelationRow],
+    gold_rows: list[_RelationRow] | None,
+    files: dict[str, Path],
+    all_relations: bool,
+) -> None:
     """Pick relations per the module's rule, check their arguments, record fine type and flags."""
     if gold_rows is None:
         gold_keys = {r.key for r in rows if r.flag == "Y" and r.group in EVALUATED_GROUPS}
@@ -208,17 +243,26 @@ def _add_relations(doc: Document, rows: list[_RelationRow], gold_rows: list[_Rel
         annotated.setdefault(r.key, r)
     chosen: list[tuple[_RelationRow, str]] = []  # (row, file kind)
     if all_relations:
-        chosen = [(r, "relations") for r in rows] + [(r, "gold_standard") for k, r in gold_lines.items() if k not in annotated]
+        chosen = [(r, "relations") for r in rows] + [
+            (r, "gold_standard") for k, r in gold_lines.items() if k not in annotated
+        ]
     elif gold_rows is None:
         chosen = [(annotated[k], "relations") for k in annotated if k in gold_keys]
     else:
-        chosen = [(annotated.get(k, r), "relations" if k in annotated else "gold_standard") for k, r in gold_lines.items()]
+        chosen = [
+            (annotated.get(k, r), "relations" if k in annotated else "gold_standard") for k, r in gold_lines.items()
+        ]
     ids = {e.id: e for e in doc.entities}
     extra: dict[str, dict] = {}
     for row, kind in chosen:
         for arg in (row.arg1, row.arg2):
             if arg not in ids:
-                raise MalformedInputError(files[kind], f"relation argument {arg} is not an entity of PMID {doc.id}", line=row.line, record=doc.id)
+                raise MalformedInputError(
+                    files[kind],
+                    f"relation argument {arg} is not an entity of PMID {doc.id}",
+                    line=row.line,
+                    record=doc.id,
+                )
         rid = f"R{len(doc.relations) + 1}"
         doc.relations.append(Relation(id=rid, type=row.group, arg1_id=row.arg1, arg2_id=row.arg2))
         extra[rid] = {"fine_type": row.fine_type, "eval": row.flag, "gold_standard": row.key in gold_keys}

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpora.errors import EmptyInputError, MalformedInputError
-from corpora.schema import Document, Entity, Metadata, Source, Span, passages_from_texts
 from corpora.formats.textio import iter_lines, sha256_file
+from corpora.schema import Document, Entity, Metadata, Source, Span, passages_from_texts
 
 DOCSTART = "-DOCSTART-"
 FORMAT_NAME = "conll"
@@ -141,7 +141,14 @@ def _build(doc_id: str, sentences: list[_Sentence], source: Source, *, docstart:
             cursor += len(tok) + 1
         for start, end, etype in chunks(sent.tags):
             s, e = doc.tokens[first_token + start].start, doc.tokens[first_token + end - 1].end
-            doc.entities.append(Entity(id=f"T{len(doc.entities) + 1}", type=etype, text=[passage.text[s - passage.offsets[0][0] : e - passage.offsets[0][0]]], offsets=[[s, e]]))
+            doc.entities.append(
+                Entity(
+                    id=f"T{len(doc.entities) + 1}",
+                    type=etype,
+                    text=[passage.text[s - passage.offsets[0][0] : e - passage.offsets[0][0]]],
+                    offsets=[[s, e]],
+                )
+            )
     return doc
 
 
@@ -174,13 +181,19 @@ def iob2_tags(doc: Document, out: Path) -> list[str]:
     ends = {t.end: i for i, t in enumerate(doc.tokens)}
     for ent in doc.entities:
         if len(ent.offsets) != 1:
-            raise MalformedInputError(out, f"entity {ent.id} is discontinuous; BIO tags cannot express it", record=doc.id)
+            raise MalformedInputError(
+                out, f"entity {ent.id} is discontinuous; BIO tags cannot express it", record=doc.id
+            )
         s, e = ent.offsets[0]
         if s not in starts or e not in ends or ends[e] < starts[s]:
-            raise MalformedInputError(out, f"entity {ent.id} offsets {s}-{e} do not fall on token boundaries", record=doc.id)
+            raise MalformedInputError(
+                out, f"entity {ent.id} offsets {s}-{e} do not fall on token boundaries", record=doc.id
+            )
         first, last = starts[s], ends[e]
         if any(tags[i] != "O" for i in range(first, last + 1)):
-            raise MalformedInputError(out, f"entity {ent.id} overlaps another entity; BIO tags cannot express it", record=doc.id)
+            raise MalformedInputError(
+                out, f"entity {ent.id} overlaps another entity; BIO tags cannot express it", record=doc.id
+            )
         tags[first] = f"B-{ent.type}"
         for i in range(first + 1, last + 1):
             tags[i] = f"I-{ent.type}"
@@ -221,12 +234,16 @@ def write_conll(docs: Iterable[Document], path: str | Path, *, docstart: bool | 
                         tok = doc.tokens[ti]
                         token = text[tok.start : tok.end]
                         if not token or any(c.isspace() for c in token):
-                            raise MalformedInputError(out, f"token {ti} ({token!r}) is empty or holds whitespace", record=doc.id)
+                            raise MalformedInputError(
+                                out, f"token {ti} ({token!r}) is empty or holds whitespace", record=doc.id
+                            )
                         fh.write(f"{token}\t{tags[ti]}\n")
                         ti += 1
                     fh.write("\n")
                 if ti != len(doc.tokens):
-                    raise MalformedInputError(out, f"{len(doc.tokens) - ti} tokens lie outside every sentence", record=doc.id)
+                    raise MalformedInputError(
+                        out, f"{len(doc.tokens) - ti} tokens lie outside every sentence", record=doc.id
+                    )
                 n += 1
         os.replace(tmp, out)
     finally:

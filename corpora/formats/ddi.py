@@ -41,10 +41,10 @@ from typing import Any
 
 from lxml import etree
 
-from corpora.formats.concept_ids import dump_extra
 from corpora.errors import EmptyInputError, EncodingError, MalformedInputError, OffsetMismatchError
-from corpora.schema import Document, Entity, Metadata, Passage, Relation, Source, Span
+from corpora.formats.concept_ids import dump_extra
 from corpora.formats.textio import open_binary, sha256_file
+from corpora.schema import Document, Entity, Metadata, Passage, Relation, Source, Span
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,23 @@ def read_ddi(path: str | Path) -> Iterator[Document]:
     try:
         with open_binary(p) as fh:
             parser = etree.iterparse(
-                fh, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
-                huge_tree=True, remove_comments=True, remove_pis=True,
+                fh,
+                events=("start", "end"),
+                resolve_entities=False,
+                no_network=True,
+                load_dtd=False,
+                huge_tree=True,
+                remove_comments=True,
+                remove_pis=True,
             )
             for event, elem in parser:
                 if event == "start":
                     if doc is None:
                         doc = _start_document(p, elem, source)
                     elif elem.tag not in ("sentence", "entity", "pair"):
-                        raise MalformedInputError(p, f"unexpected element <{elem.tag}> in a DDI document", line=elem.sourceline, record=doc.id)
+                        raise MalformedInputError(
+                            p, f"unexpected element <{elem.tag}> in a DDI document", line=elem.sourceline, record=doc.id
+                        )
                     continue
                 if elem.tag != "sentence" or doc is None:
                     continue
@@ -137,7 +145,9 @@ def _add_sentence(path: Path, doc: Document, elem: Any, start: int, entity_ids: 
         elif child.tag == "pair":
             _pair(path, doc, sid, child, local, extra)
         else:
-            raise MalformedInputError(path, f"unexpected element <{child.tag}> in <sentence>", line=child.sourceline, record=sid)
+            raise MalformedInputError(
+                path, f"unexpected element <{child.tag}> in <sentence>", line=child.sourceline, record=sid
+            )
     return end
 
 
@@ -151,19 +161,38 @@ def _entity(path: Path, doc: Document, sid: str, elem: Any, text: str, start: in
     for part in raw.split(";"):
         m = _RANGE.match(part)
         if not m or int(m.group(2)) < int(m.group(1)):
-            raise MalformedInputError(path, f"{where}: charOffset {raw!r} is not 'start-end[;start-end...]'", line=elem.sourceline, record=doc.id)
+            raise MalformedInputError(
+                path,
+                f"{where}: charOffset {raw!r} is not 'start-end[;start-end...]'",
+                line=elem.sourceline,
+                record=doc.id,
+            )
         spans.append((int(m.group(1)), int(m.group(2)) + 1))  # inclusive end -> half-open
     if not _selects(text, spans, written):
         moved = next((sh for sh in (1, -1) if _selects(text, [(s + sh, e + sh) for s, e in spans], written)), None)
         if moved is None:
             found = [text[s:e] for s, e in spans] if all(0 <= s <= e <= len(text) for s, e in spans) else None
             what = f"select {found!r}" if found is not None else f"fall outside the sentence (length {len(text)})"
-            raise OffsetMismatchError(path, f"{where}: charOffset {raw} (end inclusive) {what}, but the entity text is {written!r}", line=elem.sourceline, record=doc.id)
-        log.warning("%s, line %s, %s: charOffset %s is one character off %r; read at the offsets moved by %+d",
-                    path, elem.sourceline, where, raw, written, moved)
+            raise OffsetMismatchError(
+                path,
+                f"{where}: charOffset {raw} (end inclusive) {what}, but the entity text is {written!r}",
+                line=elem.sourceline,
+                record=doc.id,
+            )
+        log.warning(
+            "%s, line %s, %s: charOffset %s is one character off %r; read at the offsets moved by %+d",
+            path,
+            elem.sourceline,
+            where,
+            raw,
+            written,
+            moved,
+        )
         spans = [(s + moved, e + moved) for s, e in spans]
         extra.setdefault("moved_offsets", {})[eid] = raw
-    return Entity(id=eid, type=etype, text=[text[s:e] for s, e in spans], offsets=[[start + s, start + e] for s, e in spans])
+    return Entity(
+        id=eid, type=etype, text=[text[s:e] for s, e in spans], offsets=[[start + s, start + e] for s, e in spans]
+    )
 
 
 def _selects(text: str, spans: list[tuple[int, int]], written: str) -> bool:
@@ -178,18 +207,30 @@ def _pair(path: Path, doc: Document, sid: str, elem: Any, local: set[str], extra
     pid = _required(path, elem, "id", sid)
     flag = _required(path, elem, "ddi", sid).strip().lower()
     if flag not in ("true", "false"):
-        raise MalformedInputError(path, f"sentence {sid}, pair {pid}: ddi={flag!r} is not 'true' or 'false'", line=elem.sourceline, record=doc.id)
+        raise MalformedInputError(
+            path,
+            f"sentence {sid}, pair {pid}: ddi={flag!r} is not 'true' or 'false'",
+            line=elem.sourceline,
+            record=doc.id,
+        )
     args = [_required(path, elem, name, sid) for name in ("e1", "e2")]
     for arg in args:
         if arg not in local:
-            raise MalformedInputError(path, f"sentence {sid}, pair {pid}: {arg!r} is not an entity of the sentence before the pair", line=elem.sourceline, record=doc.id)
+            raise MalformedInputError(
+                path,
+                f"sentence {sid}, pair {pid}: {arg!r} is not an entity of the sentence before the pair",
+                line=elem.sourceline,
+                record=doc.id,
+            )
     if flag == "false":
         return
     rtype = (elem.get("type") or "").strip()
     if not rtype:
         rtype = UNTYPED_PAIR_TYPE
         extra.setdefault("untyped_pairs", []).append(pid)
-        log.warning("%s, line %s, sentence %s: positive pair %s has no type; read as %r", path, elem.sourceline, sid, pid, rtype)
+        log.warning(
+            "%s, line %s, sentence %s: positive pair %s has no type; read as %r", path, elem.sourceline, sid, pid, rtype
+        )
     doc.relations.append(Relation(id=pid, type=rtype, arg1_id=args[0], arg2_id=args[1]))
 
 

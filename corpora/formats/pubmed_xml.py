@@ -21,8 +21,8 @@ from pathlib import Path
 from lxml import etree
 
 from corpora.errors import EmptyInputError, EncodingError, MalformedInputError
-from corpora.schema import Deletion, Document, Metadata, MeshTerm, Source, passages_from_texts
 from corpora.formats.textio import head_bytes, open_binary
+from corpora.schema import Deletion, Document, MeshTerm, Metadata, Source, passages_from_texts
 
 FORMAT = "pubmed-xml"
 ROOTS = ("PubmedArticleSet", "MedlineCitationSet")
@@ -83,7 +83,9 @@ def read_pubmed_xml(path: Path) -> Iterator[Document | Deletion]:
                         elif ctag == "PubmedData":
                             pubmed_data = child
                     if medline is None:
-                        raise MalformedInputError(path, "<PubmedArticle> has no <MedlineCitation>", line=elem.sourceline)
+                        raise MalformedInputError(
+                            path, "<PubmedArticle> has no <MedlineCitation>", line=elem.sourceline
+                        )
                     yield _citation(path, source_path, medline, pubmed_data)
                 elif tag == "PubmedBookArticle":
                     yield _book(path, source_path, elem)
@@ -101,7 +103,9 @@ def read_pubmed_xml(path: Path) -> Iterator[Document | Deletion]:
         except etree.XMLSyntaxError as exc:
             raise _syntax_error(path, exc) from exc
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise MalformedInputError(path, f"gzip stream is truncated or corrupt after {count} records ({exc})") from exc
+            raise MalformedInputError(
+                path, f"gzip stream is truncated or corrupt after {count} records ({exc})"
+            ) from exc
         if not checked_root:
             root = context.root
             if root is not None:
@@ -133,7 +137,9 @@ def _check_root(path: Path, root: etree._Element) -> None:
 def _syntax_error(path: Path, exc: etree.XMLSyntaxError) -> Exception:
     line = exc.lineno or None
     if exc.code == etree.ErrorTypes.ERR_INVALID_ENCODING:
-        return EncodingError(path, f"bytes not valid in the declared encoding, UTF-8 when none is declared ({exc.msg})", line=line)
+        return EncodingError(
+            path, f"bytes not valid in the declared encoding, UTF-8 when none is declared ({exc.msg})", line=line
+        )
     if exc.code in _ENCODING_ERRORS:
         return EncodingError(path, f"unsupported encoding declared ({exc.msg})", line=line)
     if not head_bytes(path, 1 << 16).strip(b" \t\r\n\xef\xbb\xbf"):
@@ -239,7 +245,14 @@ def _citation(path: Path, source_path: str, medline: etree._Element, pubmed_data
     if pubmed_data is not None:
         doi, pmcid = _article_ids(_child(pubmed_data, "ArticleIdList"), doi, pmcid)
     metadata = Metadata(
-        journal=journal, year=year, doi=doi, pmcid=pmcid, language=language, publication_types=pub_types, mesh_terms=mesh, keywords=keywords
+        journal=journal,
+        year=year,
+        doi=doi,
+        pmcid=pmcid,
+        language=language,
+        publication_types=pub_types,
+        mesh_terms=mesh,
+        keywords=keywords,
     )
     return _document(pmid, source_path, title or vernacular, abstract, metadata)
 
@@ -369,7 +382,15 @@ def _book(path: Path, source_path: str, elem: etree._Element) -> Document:
         raise MalformedInputError(path, "book citation without a PMID", line=doc.sourceline)
     data = _child(elem, "PubmedBookData")
     doi, pmcid = _article_ids(_child(data, "ArticleIdList") if data is not None else None, doi, pmcid)
-    metadata = Metadata(journal=journal, year=year, doi=doi, pmcid=pmcid, language=language, publication_types=pub_types, keywords=keywords)
+    metadata = Metadata(
+        journal=journal,
+        year=year,
+        doi=doi,
+        pmcid=pmcid,
+        language=language,
+        publication_types=pub_types,
+        keywords=keywords,
+    )
     return _document(pmid, source_path, title or vernacular, abstract, metadata)
 
 

@@ -41,10 +41,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from corpora.formats.concept_ids import CONCEPT_ROLES, dump_extra, first_mention, load_extra, parse_ids, render_id, render_ids
 from corpora.errors import BiomedError, MalformedInputError, OffsetMismatchError
-from corpora.schema import Document, Entity, Metadata, Normalization, Relation, Source, passages_from_texts
+from corpora.formats.concept_ids import (
+    CONCEPT_ROLES,
+    dump_extra,
+    first_mention,
+    load_extra,
+    parse_ids,
+    render_id,
+    render_ids,
+)
 from corpora.formats.textio import is_gzip, iter_lines, open_output, sha256_file
+from corpora.schema import Document, Entity, Metadata, Normalization, Relation, Source, passages_from_texts
 
 FORMAT = "pubtator"
 _TEXT_LINE = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$")
@@ -85,23 +93,33 @@ def read_pubtator(path: str | Path) -> Iterator[Document]:
             if kind == "t":
                 if doc is not None:
                     if doc.pmid == pmid:
-                        raise MalformedInputError(path, "a second title line for the same document", line=lineno, record=pmid)
+                        raise MalformedInputError(
+                            path, "a second title line for the same document", line=lineno, record=pmid
+                        )
                     yield _finish(doc, path, source)
                 doc = _Pending(pmid, lineno, body)
             else:
                 if doc is None or doc.pmid != pmid:
-                    raise MalformedInputError(path, "abstract line before its document's title line", line=lineno, record=pmid)
+                    raise MalformedInputError(
+                        path, "abstract line before its document's title line", line=lineno, record=pmid
+                    )
                 if doc.abstract is not None:
-                    raise MalformedInputError(path, "a second abstract line for the same document", line=lineno, record=pmid)
+                    raise MalformedInputError(
+                        path, "a second abstract line for the same document", line=lineno, record=pmid
+                    )
                 doc.abstract = body
                 doc.text = doc.title + " " + body
             continue
         cols = line.split("\t")
         pmid = cols[0]
         if doc is None or doc.pmid != pmid:
-            raise MalformedInputError(path, f"annotation line before its document's title line: {_clip(line)!r}", line=lineno, record=pmid)
+            raise MalformedInputError(
+                path, f"annotation line before its document's title line: {_clip(line)!r}", line=lineno, record=pmid
+            )
         if doc.abstract is None:
-            raise MalformedInputError(path, f"annotation line before the document's abstract line: {_clip(line)!r}", line=lineno, record=pmid)
+            raise MalformedInputError(
+                path, f"annotation line before the document's abstract line: {_clip(line)!r}", line=lineno, record=pmid
+            )
         if len(cols) == 4 and not cols[1].strip().lstrip("-").isdigit():
             doc.relation_rows.append((lineno, cols[1], cols[2], cols[3]))
         elif len(cols) in (6, 7):
@@ -123,10 +141,15 @@ def _add_mention(doc: _Pending, cols: list[str], path: str | Path, lineno: int) 
     try:
         start, end = int(start_s), int(end_s)
     except ValueError:
-        raise MalformedInputError(path, f"mention offsets must be integers, got {start_s!r} and {end_s!r}", line=lineno, record=pmid) from None
+        raise MalformedInputError(
+            path, f"mention offsets must be integers, got {start_s!r} and {end_s!r}", line=lineno, record=pmid
+        ) from None
     if not 0 <= start <= end <= len(doc.text):
         raise OffsetMismatchError(
-            path, f"mention offsets {start}-{end} fall outside the document text (length {len(doc.text)})", line=lineno, record=pmid
+            path,
+            f"mention offsets {start}-{end} fall outside the document text (length {len(doc.text)})",
+            line=lineno,
+            record=pmid,
         )
     found = doc.text[start:end]
     eid = f"{pmid}-T{len(doc.entities)}"
@@ -136,7 +159,12 @@ def _add_mention(doc: _Pending, cols: list[str], path: str | Path, lineno: int) 
             text = found
             doc.note("text", eid, mention)
         else:
-            raise OffsetMismatchError(path, f"mention offsets {start}-{end} select {found!r}, but the mention text is {mention!r}", line=lineno, record=pmid)
+            raise OffsetMismatchError(
+                path,
+                f"mention offsets {start}-{end} select {found!r}, but the mention text is {mention!r}",
+                line=lineno,
+                record=pmid,
+            )
     normalized = parse_ids(ids)
     if render_ids(normalized) != ids:
         doc.note("ids", eid, ids)
@@ -147,7 +175,9 @@ def _add_mention(doc: _Pending, cols: list[str], path: str | Path, lineno: int) 
 
 def _finish(doc: _Pending, path: str | Path, source: Source) -> Document:
     if doc.abstract is None:
-        raise MalformedInputError(path, "document ends without its abstract line (truncated file?)", line=doc.title_line, record=doc.pmid)
+        raise MalformedInputError(
+            path, "document ends without its abstract line (truncated file?)", line=doc.title_line, record=doc.pmid
+        )
     relations = [_relation(doc, i, row, path) for i, row in enumerate(doc.relation_rows)]
     extra = dump_extra({"pubtator": doc.extra} if doc.extra else {})
     return Document(
@@ -170,10 +200,14 @@ def _relation(doc: _Pending, index: int, row: tuple[int, str, str, str], path: s
     for raw, role in zip((raw1, raw2), roles):
         norms = parse_ids(raw)
         if len(norms) != 1:
-            raise MalformedInputError(path, f"relation {rtype} needs one concept id per argument, got {raw!r}", line=lineno, record=doc.pmid)
+            raise MalformedInputError(
+                path, f"relation {rtype} needs one concept id per argument, got {raw!r}", line=lineno, record=doc.pmid
+            )
         anchor = first_mention(doc.entities, norms[0], role)
         if anchor is None:
-            raise MalformedInputError(path, f"relation {rtype}: concept {raw!r} has no mention in the document", line=lineno, record=doc.pmid)
+            raise MalformedInputError(
+                path, f"relation {rtype}: concept {raw!r} has no mention in the document", line=lineno, record=doc.pmid
+            )
         concepts.append(norms[0])
         args.append(anchor.id)
     if [render_id(c) for c in concepts] != [raw1, raw2]:
@@ -225,7 +259,9 @@ def format_document(doc: Document) -> str:
     lines = [f"{pmid}|t|{title}", f"{pmid}|a|{abstract}"]
     for ent in doc.entities:
         if len(ent.offsets) != 1:
-            raise BiomedError(f"document {pmid}: entity {ent.id} has {len(ent.offsets)} spans; PubTator mentions are single spans")
+            raise BiomedError(
+                f"document {pmid}: entity {ent.id} has {len(ent.offsets)} spans; PubTator mentions are single spans"
+            )
         (start, end), text = ent.offsets[0], raw_text.get(ent.id, ent.text[0])
         ids = raw_ids.get(ent.id, render_ids(ent.normalized))
         cols = [pmid, str(start), str(end), text, ent.type, ids]
@@ -244,14 +280,20 @@ def _title_abstract(doc: Document) -> tuple[str, str]:
         return "", ""
     first = min(doc.passages, key=lambda p: p.offsets[0][0])
     if first.offsets[0][0] != 0:
-        raise BiomedError(f"document {doc.document_id}: the first passage starts at {first.offsets[0][0]}, PubTator needs a title at 0")
+        raise BiomedError(
+            f"document {doc.document_id}: the first passage starts at {first.offsets[0][0]}, PubTator needs a title at 0"
+        )
     text = doc.text
     title = first.text
     if len(text) > len(title) and text[len(title)] != " ":
-        raise BiomedError(f"document {doc.document_id}: the title is not followed by a space, so PubTator offsets would shift")
+        raise BiomedError(
+            f"document {doc.document_id}: the title is not followed by a space, so PubTator offsets would shift"
+        )
     for part, name in ((title, "title"), (text[len(title) + 1 :], "abstract")):
         if "\n" in part or "\r" in part:
-            raise BiomedError(f"document {doc.document_id}: the {name} contains a line break, which PubTator cannot hold")
+            raise BiomedError(
+                f"document {doc.document_id}: the {name} contains a line break, which PubTator cannot hold"
+            )
     return title, text[len(title) + 1 :]
 
 
@@ -271,5 +313,3 @@ def _checked(col: str, pmid: str, what: str) -> str:
     if "\t" in col or "\n" in col:
         raise BiomedError(f"document {pmid}: {what} has a tab or line break in {col!r}, which PubTator cannot hold")
     return col
-
-

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpora.errors import InputError, UnknownFormatError
-from corpora.schema import Deletion, Document
 from corpora.formats.textio import head_bytes
+from corpora.schema import Deletion, Document
 
 Record = Document | Deletion
 Reader = Callable[[Path], Iterator[Record]]
@@ -33,14 +33,32 @@ class FormatSpec:
 FORMATS: dict[str, FormatSpec] = {
     spec.name: spec
     for spec in [
-        FormatSpec("pubmed-xml", "corpora.formats.pubmed_xml:read_pubmed_xml", "MEDLINE/PubMed XML (PubmedArticleSet, MedlineCitationSet), plain or gzip"),
-        FormatSpec("pubtator", "corpora.formats.pubtator:read_pubtator", "PubTator title/abstract lines, mentions and relations"),
+        FormatSpec(
+            "pubmed-xml",
+            "corpora.formats.pubmed_xml:read_pubmed_xml",
+            "MEDLINE/PubMed XML (PubmedArticleSet, MedlineCitationSet), plain or gzip",
+        ),
+        FormatSpec(
+            "pubtator",
+            "corpora.formats.pubtator:read_pubtator",
+            "PubTator title/abstract lines, mentions and relations",
+        ),
         FormatSpec("bioc-xml", "corpora.formats.bioc_xml:read_bioc_xml", "BioC XML collection"),
         FormatSpec("bioc-json", "corpora.formats.bioc_json:read_bioc_json", "BioC JSON collection"),
-        FormatSpec("conll", "corpora.formats.conll:read_conll", "CoNLL / BIO token-tag columns, -DOCSTART- document boundaries"),
-        FormatSpec("chemprot", "corpora.formats.chemprot:read_chemprot", "ChemProt original TSV set (*_abstracts.tsv with its siblings)"),
+        FormatSpec(
+            "conll", "corpora.formats.conll:read_conll", "CoNLL / BIO token-tag columns, -DOCSTART- document boundaries"
+        ),
+        FormatSpec(
+            "chemprot",
+            "corpora.formats.chemprot:read_chemprot",
+            "ChemProt original TSV set (*_abstracts.tsv with its siblings)",
+        ),
         FormatSpec("brat", "corpora.formats.brat:read_brat", "brat standoff (.ann with its .txt)"),
-        FormatSpec("ddi-xml", "corpora.formats.ddi:read_ddi", "DDI corpus 2013 XML (one <document> of <sentence>s with charOffset entities and pairs)"),
+        FormatSpec(
+            "ddi-xml",
+            "corpora.formats.ddi:read_ddi",
+            "DDI corpus 2013 XML (one <document> of <sentence>s with charOffset entities and pairs)",
+        ),
     ]
 }
 
@@ -54,7 +72,9 @@ _DDI_SENTENCE = re.compile(rb"<sentence\s[^>]*\btext=")
 
 def get_reader(fmt: str) -> Reader:
     if fmt not in FORMATS:
-        raise UnknownFormatError("<format option>", f"unknown format {fmt!r}; known formats: {', '.join(sorted(FORMATS))}, auto")
+        raise UnknownFormatError(
+            "<format option>", f"unknown format {fmt!r}; known formats: {', '.join(sorted(FORMATS))}, auto"
+        )
     module, func = FORMATS[fmt].reader.split(":")
     return getattr(importlib.import_module(module), func)
 
@@ -91,17 +111,22 @@ def detect_format(path: str | Path) -> str:
 
         raise EmptyInputError(p, "file is empty (nothing to detect a format from)")
     if stripped.startswith(b"<"):
-        if re.search(rb"<(PubmedArticleSet|MedlineCitationSet|PubmedArticle|MedlineCitation|PubmedBookArticle)[\s>]", head):
+        if re.search(
+            rb"<(PubmedArticleSet|MedlineCitationSet|PubmedArticle|MedlineCitation|PubmedBookArticle)[\s>]", head
+        ):
             return "pubmed-xml"
         if re.search(rb"<collection[\s>]", head):
             return "bioc-xml"
         if _is_ddi(stripped):
             return "ddi-xml"
-        raise UnknownFormatError(p, "XML, but neither PubMed (PubmedArticleSet/MedlineCitationSet), BioC (collection) nor DDI (document of sentences)")
+        raise UnknownFormatError(
+            p,
+            "XML, but neither PubMed (PubmedArticleSet/MedlineCitationSet), BioC (collection) nor DDI (document of sentences)",
+        )
     if stripped.startswith(b"{") or stripped.startswith(b"["):
         if re.search(rb'"documents"\s*:', head) or re.search(rb'"passages"\s*:', head):
             return "bioc-json"
-        raise UnknownFormatError(p, "JSON, but not a BioC collection (no \"documents\" key)")
+        raise UnknownFormatError(p, 'JSON, but not a BioC collection (no "documents" key)')
     if _PUBTATOR_LINE.search(head):
         return "pubtator"
     lines = [ln for ln in head.splitlines()[:-1] if ln.strip()]
@@ -114,7 +139,9 @@ def _is_ddi(head: bytes) -> bool:
     """DDI XML: the root is <document> and it holds <sentence text=...> elements (entities with
     charOffset inside them; a document without any drug has none, so they are not required)."""
     m = _XML_ROOT.match(head)
-    return bool(m and m.group(1) == b"document" and (_DDI_SENTENCE.search(head) or re.search(rb"<document\b[^>]*/>", head)))
+    return bool(
+        m and m.group(1) == b"document" and (_DDI_SENTENCE.search(head) or re.search(rb"<document\b[^>]*/>", head))
+    )
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -151,7 +178,11 @@ _IGNORED_SUFFIXES = {".md", ".pdf", ".rst", ".dtd", ".xsd", ".py"}
 def _ignored(path: Path) -> bool:
     """Documentation and hidden files inside input folders (SOURCE.md, LICENSE, README.txt, Readme.pdf)."""
     upper = path.name.upper()
-    return path.name.startswith(".") or path.suffix.lower() in _IGNORED_SUFFIXES or upper.startswith(("LICENSE", "README", "SOURCE"))
+    return (
+        path.name.startswith(".")
+        or path.suffix.lower() in _IGNORED_SUFFIXES
+        or upper.startswith(("LICENSE", "README", "SOURCE"))
+    )
 
 
 def companion_files(path: str | Path, fmt: str) -> list[Path]:

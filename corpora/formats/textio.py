@@ -68,7 +68,9 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 try:
                     line = bline.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise EncodingError(path, f"not valid UTF-8 (byte {bline[exc.start]:#04x} at column {exc.start + 1})", line=lineno) from exc
+                    raise EncodingError(
+                        path, f"not valid UTF-8 (byte {bline[exc.start]:#04x} at column {exc.start + 1})", line=lineno
+                    ) from exc
                 if lineno == 1 and line.startswith("\ufeff"):
                     line = line[1:]
                 yield lineno, line.rstrip("\r\n")

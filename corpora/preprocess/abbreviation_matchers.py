@@ -45,7 +45,9 @@ class BracketPairMatcher:
     start from the latest to the earliest.
     """
 
-    def __init__(self, vocab: Vocab, key: str = "parenthesis", max_inside: int = 8, open_text: str = "(", close_text: str = ")") -> None:
+    def __init__(
+        self, vocab: Vocab, key: str = "parenthesis", max_inside: int = 8, open_text: str = "(", close_text: str = ")"
+    ) -> None:
         if max_inside < 1:
             raise ValueError(f"max_inside must be at least 1, got {max_inside}")
         self.vocab = vocab
@@ -95,7 +97,9 @@ class OrthSequenceMatcher:
         compiled = []
         for pattern in patterns:
             if not pattern or any(set(spec) != {"ORTH"} or not isinstance(spec["ORTH"], str) for spec in pattern):
-                raise ValueError(f"pattern for {key!r} must be a non-empty list of {{'ORTH': text}} dicts, got {pattern!r}")
+                raise ValueError(
+                    f"pattern for {key!r} must be a non-empty list of {{'ORTH': text}} dicts, got {pattern!r}"
+                )
             compiled.append(tuple(self.vocab.strings.add(spec["ORTH"]) for spec in pattern))
         self.vocab.strings.add(key)
         self._patterns.setdefault(key, []).extend(compiled)

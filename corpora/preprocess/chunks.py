@@ -65,12 +65,18 @@ def _take_abbreviations(doc: Doc, offset: int, abbrs: list[tuple[int, int, int, 
     garbage collector would otherwise free."""
     for short in doc._.abbreviations:
         long = short._.long_form
-        abbrs.append((short.start_char + offset, short.end_char + offset, long.start_char + offset, long.end_char + offset))
+        abbrs.append(
+            (short.start_char + offset, short.end_char + offset, long.start_char + offset, long.end_char + offset)
+        )
     doc.user_data.clear()
 
 
 def document_result(
-    task: DocTask, sentences: np.ndarray, tokens: np.ndarray, per_passage: list[list[tuple[int, int, int, int]]], notes: list[str]
+    task: DocTask,
+    sentences: np.ndarray,
+    tokens: np.ndarray,
+    per_passage: list[list[tuple[int, int, int, int]]],
+    notes: list[str],
 ) -> DocResult:
     """A document's offsets with its abbreviations resolved across passages (title uses of a short
     form defined in the abstract count too), sorted by position, with their strings."""

@@ -45,7 +45,9 @@ def preprocess_documents(
         return
     if workers > 1:
         spec = pipeline_spec(nlp)
-        yield from preprocess_parallel(docs, spec, workers, batch_size=batch_size, docs_per_chunk=docs_per_chunk, nlp=nlp)
+        yield from preprocess_parallel(
+            docs, spec, workers, batch_size=batch_size, docs_per_chunk=docs_per_chunk, nlp=nlp
+        )
         return
     items = iter(docs)
     while chunk := list(islice(items, docs_per_chunk)):

@@ -26,7 +26,9 @@ def document_task(doc: Document) -> DocTask:
     """The plain values of `doc` that preprocessing needs: its passages in text order."""
     for p in doc.passages:
         if not p.offsets:
-            raise MalformedInputError(doc.source.path or "<document>", f"passage {p.id!r} has no offsets", record=doc.id)
+            raise MalformedInputError(
+                doc.source.path or "<document>", f"passage {p.id!r} has no offsets", record=doc.id
+            )
     ordered = sorted(doc.passages, key=lambda p: p.offsets[0][0])
     return doc.id, tuple((p.id, p.text, p.offsets[0][0]) for p in ordered)
 

@@ -64,7 +64,9 @@ def _load_model(name: str) -> Language:
             how = f"pip install the package that provides {name!r} (python -m spacy download {name} for spaCy's own models), or pass a model directory"
         raise ConfigError(f"--spacy-model {name}: the model is not installed ({exc}). Install it with: {how}") from exc
     if "parser" not in nlp.pipe_names and "senter" not in nlp.pipe_names:
-        raise ConfigError(f"--spacy-model {name}: the model has no parser or senter to give sentence boundaries (components: {nlp.pipe_names})")
+        raise ConfigError(
+            f"--spacy-model {name}: the model has no parser or senter to give sentence boundaries (components: {nlp.pipe_names})"
+        )
     for pipe in list(nlp.pipe_names):
         if pipe not in _MODEL_KEEP:
             nlp.disable_pipe(pipe)
@@ -74,7 +76,9 @@ def _load_model(name: str) -> Language:
 def pipeline_spec(nlp: Language) -> str | None:
     """The `spacy_model` argument `build_pipeline` made `nlp` with (workers rebuild it from this)."""
     if _SPEC_KEY not in nlp.meta:
-        raise ConfigError("the pipeline was not made by corpora.preprocess.pipeline.build_pipeline, so worker processes cannot rebuild it")
+        raise ConfigError(
+            "the pipeline was not made by corpora.preprocess.pipeline.build_pipeline, so worker processes cannot rebuild it"
+        )
     return nlp.meta[_SPEC_KEY]["spacy_model"]
 
 

@@ -51,7 +51,10 @@ class _Worker:
         enlarge_pipe(self.tasks)
         enlarge_pipe(self.results)
         self.process = ctx.Process(
-            target=serve, args=(tasks_in, results_out, spacy_model, batch_size), name=f"preprocess-worker-{index}", daemon=True
+            target=serve,
+            args=(tasks_in, results_out, spacy_model, batch_size),
+            name=f"preprocess-worker-{index}",
+            daemon=True,
         )
         self.process.start()
         tasks_in.close()  # the worker holds these ends now
@@ -175,7 +178,9 @@ class PreprocessPool:
                 w.process.join()
             w.results.close()
 
-    def preprocess(self, docs: Iterable[Document | Deletion], *, caller_helps: bool = True) -> Iterator[Document | Deletion]:
+    def preprocess(
+        self, docs: Iterable[Document | Deletion], *, caller_helps: bool = True
+    ) -> Iterator[Document | Deletion]:
         """Annotate `docs` in place and yield them in order (Deletions pass through).
 
         `caller_helps=False` keeps the calling process out of the annotation even when the pool

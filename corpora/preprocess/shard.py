@@ -17,11 +17,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from corpora.dataset.ingest import ShardReport, report_if_current
 from corpora.dataset.derived_shards import new_entry, sync_removals
+from corpora.dataset.ingest import ShardReport, report_if_current
 from corpora.dataset.store import DatasetStore, open_dataset
-from corpora.formats.textio import sha256_file
 from corpora.dataset.versioning import code_version
+from corpora.formats.textio import sha256_file
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4)
-def cached_pipeline(spacy_model: str | None = None) -> "Language":
+def cached_pipeline(spacy_model: str | None = None) -> Language:
     """One pipeline per process and model name (building it takes seconds)."""
     from corpora.preprocess.pipeline import build_pipeline
 
@@ -117,8 +117,12 @@ def preprocess_shard(
     nlp = cached_pipeline(spacy_model)
     if workers > 1:
         with shared_pool(spacy_model, workers - 1) as pool:
-            written = target.write_shard(shard, preprocess_documents(source.iter_documents(shard), nlp, pool=pool), entry)
+            written = target.write_shard(
+                shard, preprocess_documents(source.iter_documents(shard), nlp, pool=pool), entry
+            )
     else:
-        written = target.write_shard(shard, preprocess_documents(source.iter_documents(shard), nlp, workers=workers), entry)
+        written = target.write_shard(
+            shard, preprocess_documents(source.iter_documents(shard), nlp, workers=workers), entry
+        )
     log.info("%s: preprocessed %d documents -> %s", src_path, written.rows, Path(out) / "data" / f"{shard}.parquet")
     return ShardReport.from_entry(str(src_path), written, "written")

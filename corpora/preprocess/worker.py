@@ -133,4 +133,6 @@ def _dump(message: tuple) -> bytes:
             # results are plain arrays, lists and strings: report the surprise as this chunk's failure
             return _dump(("failed", message[1], error, traceback.format_exc()))
         kind, seq, exc, text = message
-        return pickle.dumps((kind, seq, RuntimeError(f"{type(exc).__name__}: {exc}"), text), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(
+            (kind, seq, RuntimeError(f"{type(exc).__name__}: {exc}"), text), protocol=pickle.HIGHEST_PROTOCOL
+        )

@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_runtime()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("httpx", "httpcore", "prefect.server", "distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not getattr(args, "func", None):
@@ -72,4 +74,3 @@ def main(argv: list[str] | None = None) -> int:
     except BiomedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-

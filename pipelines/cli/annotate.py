@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 from pipelines.cli.flow_calls import run_and_report, with_runner
 from pipelines.flows.runners import add_dask_options
 
@@ -24,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="DATASET_OR_FILES", help="one dataset folder, or raw files/folders/globs")
+    p.add_argument(
+        "inputs", nargs="+", metavar="DATASET_OR_FILES", help="one dataset folder, or raw files/folders/globs"
+    )
     p.add_argument("--ner", required=True, help="NER model directory (written by `biomed train ner`)")
     p.add_argument("--re", default=None, help="relation extraction model directory (written by `biomed train re`)")
     p.add_argument("--out", required=True, help="output dataset folder")
@@ -40,6 +43,14 @@ def run(args: argparse.Namespace) -> int:
 
     flow = with_runner(annotate_flow, args)
     return run_and_report(
-        lambda: flow(list(args.inputs), args.out, args.ner, args.re, workers=args.workers, force=args.force, progress=not args.no_progress),
+        lambda: flow(
+            list(args.inputs),
+            args.out,
+            args.ner,
+            args.re,
+            workers=args.workers,
+            force=args.force,
+            progress=not args.no_progress,
+        ),
         f"Output: {args.out}/data/*.parquet, report {args.out}/report.md, score histograms {args.out}/scores.png",
     )

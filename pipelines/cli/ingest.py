@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 from corpora.formats.registry import FORMATS, describe_formats
 from pipelines.cli.flow_calls import run_and_report, with_runner
 from pipelines.flows.runners import add_dask_options
@@ -29,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="file, folder or glob")
     p.add_argument("--out", required=True, help="dataset folder to create or update")
-    p.add_argument("--format", default="auto", choices=["auto", *FORMATS], help="input format (default: detect from content)")
+    p.add_argument(
+        "--format", default="auto", choices=["auto", *FORMATS], help="input format (default: detect from content)"
+    )
     p.add_argument("--force", action="store_true", help="re-read files even when unchanged")
     p.add_argument(
         "--on-offset-mismatch",
@@ -49,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
     flow = with_runner(ingest_flow, args)
     return run_and_report(
         lambda: flow(
-            list(args.inputs), args.out, fmt=args.format, force=args.force, progress=not args.no_progress, on_mismatch=args.on_offset_mismatch
+            list(args.inputs),
+            args.out,
+            fmt=args.format,
+            force=args.force,
+            progress=not args.no_progress,
+            on_mismatch=args.on_offset_mismatch,
         ),
         f"Output: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)",
     )

@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("dst", help="output folder (e.g. $BIOMODELS_HOME/<preset>/)")
     conv.add_argument("--preset", help="preset name: fixes heads and casing (see `biomed models list`)")
     conv.add_argument("--vocab", help="vocab.txt (default: bundled in a .nemo, or vocab.txt beside the checkpoint)")
-    conv.add_argument("--checkpoint-version", type=float, help="override the fused-QKV layout version (0, 1.0, 2.0, 3.0)")
+    conv.add_argument(
+        "--checkpoint-version", type=float, help="override the fused-QKV layout version (0, 1.0, 2.0, 3.0)"
+    )
     conv.add_argument("--config", help="your model's Megatron/NeMo config (JSON or YAML) for the custom presets")
     conv.set_defaults(func=run_convert)
     models.set_defaults(func=lambda args: _usage(models))
@@ -77,7 +79,12 @@ def run_convert(args: argparse.Namespace) -> int:
     from biomodels.models.checkpoint_conversion import convert_checkpoint, read_conversion_record
 
     out = convert_checkpoint(
-        args.src, args.dst, preset=args.preset, vocab=args.vocab, checkpoint_version=args.checkpoint_version, config=args.config
+        args.src,
+        args.dst,
+        preset=args.preset,
+        vocab=args.vocab,
+        checkpoint_version=args.checkpoint_version,
+        config=args.config,
     )
     record = read_conversion_record(out) or {}
     print(
@@ -105,7 +112,11 @@ def run_vocab(args: argparse.Namespace) -> int:
     if args.size < 10:
         raise ConfigError(f"--size {args.size} is too small for a vocabulary")
     path = train_wordpiece_vocab(
-        _corpus_texts(args.corpus, args.format), args.size, args.lowercase, Path(args.out), min_frequency=args.min_frequency
+        _corpus_texts(args.corpus, args.format),
+        args.size,
+        args.lowercase,
+        Path(args.out),
+        min_frequency=args.min_frequency,
     )
     n = len(read_vocab(path))
     print(f"wrote {path}: {n} entries ({'uncased' if args.lowercase else 'cased'})", file=sys.stdout)

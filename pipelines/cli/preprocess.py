@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 from pipelines.cli.flow_calls import run_and_report, with_runner
 from pipelines.flows.runners import add_dask_options
 
@@ -33,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", help="input dataset folder")
     p.add_argument("--out", required=True, help="output dataset folder")
     p.add_argument("--workers", type=int, default=1, help="processes that annotate, this one included (default 1)")
-    p.add_argument("--spacy-model", default=None, help="installed scispaCy model package to use instead of the rule pipeline")
+    p.add_argument(
+        "--spacy-model", default=None, help="installed scispaCy model package to use instead of the rule pipeline"
+    )
     p.add_argument("--force", action="store_true", help="redo shards even when unchanged")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dask_options(p)
@@ -45,6 +48,13 @@ def run(args: argparse.Namespace) -> int:
 
     flow = with_runner(preprocess_flow, args)
     return run_and_report(
-        lambda: flow(args.dataset, args.out, workers=args.workers, spacy_model=args.spacy_model, force=args.force, progress=not args.no_progress),
+        lambda: flow(
+            args.dataset,
+            args.out,
+            workers=args.workers,
+            spacy_model=args.spacy_model,
+            force=args.force,
+            progress=not args.no_progress,
+        ),
         f"Output: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)",
     )

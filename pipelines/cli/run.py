@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="raw files, folders or globs (default: bundled PubMed samples)")
+    p.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="raw files, folders or globs (default: bundled PubMed samples)"
+    )
     p.add_argument("--out", default="out", help="output folder (default: out)")
     p.add_argument("--ner", default=None, help="NER model directory (default: train a small demo model)")
     p.add_argument("--re", default=None, help="RE model directory (default: train a small demo model)")
@@ -39,7 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.flows.run import run_flow
 
     try:
-        results = run_flow(args.out, inputs=list(args.inputs) or None, ner=args.ner, re=args.re, workers=args.workers, progress=not args.no_progress)
+        results = run_flow(
+            args.out,
+            inputs=list(args.inputs) or None,
+            ner=args.ner,
+            re=args.re,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
     except PartialFailure as exc:
         print(exc.summary.text())
         print(f"error: {exc}", file=sys.stderr)
@@ -58,5 +67,7 @@ def run(args: argparse.Namespace) -> int:
         for line in stats["examples"]:
             print(f"  {line}")
     print(f"report: {annotated}/report.md, score histograms: {annotated}/scores.png")
-    print(f"read it: duckdb.sql(\"select document_id, unnest(entities) from read_parquet('{annotated}/data/*.parquet')\")")
+    print(
+        f"read it: duckdb.sql(\"select document_id, unnest(entities) from read_parquet('{annotated}/data/*.parquet')\")"
+    )
     return 0

@@ -27,10 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--watch", required=True, help="folder of raw input files (new/changed files are processed each run)")
+    p.add_argument(
+        "--watch", required=True, help="folder of raw input files (new/changed files are processed each run)"
+    )
     p.add_argument("--out", required=True, help="output folder (dataset, preprocessed, annotated, models)")
     p.add_argument("--cron", default="0 2 * * *", help='schedule in cron syntax (default "0 2 * * *": 02:00 daily)')
-    p.add_argument("--ner", default=None, help="NER model directory (default: train a small one on the bundled samples)")
+    p.add_argument(
+        "--ner", default=None, help="NER model directory (default: train a small one on the bundled samples)"
+    )
     p.add_argument("--re", default=None, help="RE model directory (default: train a small one on the bundled samples)")
     p.add_argument("--name", default="biomed-nightly", help="deployment name (default biomed-nightly)")
     p.add_argument("--timezone", default="UTC", help="time zone of the cron schedule (default UTC)")

@@ -50,7 +50,13 @@ The last line printed is one JSON object of all the metrics.
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training settings (override the config file)")
-    g.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, help="peak learning rate (NER 5e-5, RE 2e-5, QA 3e-5)")
+    g.add_argument(
+        "--lr",
+        "--learning-rate",
+        dest="learning_rate",
+        type=float,
+        help="peak learning rate (NER 5e-5, RE 2e-5, QA 3e-5)",
+    )
     g.add_argument("--epochs", type=int, help="epochs (default 3)")
     g.add_argument("--max-steps", type=int, help="optimizer steps; overrides --epochs")
     g.add_argument("--batch-size", type=int, help="examples per device per micro-batch (default 32)")
@@ -59,21 +65,29 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-ratio", type=float, help="fraction of steps of linear warmup (default 0.1)")
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
     g.add_argument("--max-grad-norm", type=float, help="gradient clipping norm (default 1.0)")
-    g.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 on GPUs that have it, fp16+GradScaler on older ones, fp32 on CPU")
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto: bf16 on GPUs that have it, fp16+GradScaler on older ones, fp32 on CPU",
+    )
     g.add_argument("--seed", type=int, help="random seed (default 42)")
     g.add_argument("--eval-every", type=int, help="evaluate on --dev every N steps (default: each epoch)")
     g.add_argument("--patience", type=int, help="stop after N evaluations without improvement")
     g.add_argument("--save-every", type=int, help="resumable checkpoint every N steps (default 500)")
     g.add_argument("--log-every", type=int, help="log loss every N steps (default 10)")
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda:LOCAL_RANK when present, else cpu)")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)")
+    g.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
+    )
     d = p.add_argument_group("data settings")
     d.add_argument("--format", help="input format of documents (default: detect; RE also masked-tsv)")
     d.add_argument("--max-length", type=int, help="subwords per input (NER 128, RE 256, QA 384)")
     d.add_argument("--stride", type=int, help="NER: overlap of windows in subwords (32); QA: doc stride (128)")
     d.add_argument("--marker-style", choices=MARKER_STYLES, help="RE argument marking (default entity_markers)")
     d.add_argument("--entity-types", help="NER: comma-separated entity types to train on (default: all)")
-    d.add_argument("--relation-task", choices=RELATION_TASK_CHOICES, help="RE candidate rules (default: auto from entity types)")
+    d.add_argument(
+        "--relation-task", choices=RELATION_TASK_CHOICES, help="RE candidate rules (default: auto from entity types)"
+    )
     d.add_argument("--spacy-model", help="scispaCy model for documents without sentences (default: rule-based)")
     m = p.add_argument_group("model settings")
     m.add_argument("--layers", type=int, help="scratch: layers (default 4)")
@@ -81,29 +95,54 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
     m.add_argument("--heads", type=int, help="scratch: attention heads (default 4)")
     m.add_argument("--ffn", type=int, help="scratch: FFN size (default 4 x hidden)")
     m.add_argument("--vocab", help="vocab.txt (or a folder with one): scratch vocabulary, or the vocab of a checkpoint")
-    m.add_argument("--vocab-size", type=int, help="scratch without --vocab: size of the vocabulary trained (default 8000)")
-    m.add_argument("--lowercase", dest="lower_case", action=argparse.BooleanOptionalAction, default=None,
-                   help="lower-case input (scratch default: cased; pretrained: as the model records)")
+    m.add_argument(
+        "--vocab-size", type=int, help="scratch without --vocab: size of the vocabulary trained (default 8000)"
+    )
+    m.add_argument(
+        "--lowercase",
+        dest="lower_case",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="lower-case input (scratch default: cased; pretrained: as the model records)",
+    )
     m.add_argument("--dropout", type=float, help="dropout everywhere in the model (default: the model's)")
     m.add_argument("--checkpoint-version", type=float, help="fused-QKV layout of a Megatron checkpoint")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="fine-tune or train a NER / RE / QA model", description=TRAIN_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="fine-tune or train a NER / RE / QA model",
+        description=TRAIN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("task", choices=TASKS, help="ner | re | qa")
     p.add_argument("--model", required=True, help="preset name, model folder / checkpoint path, or 'scratch'")
-    p.add_argument("--train", nargs="+", required=True, metavar="PATH", help="training data: files, folders, globs, dataset folders")
+    p.add_argument(
+        "--train",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="training data: files, folders, globs, dataset folders",
+    )
     p.add_argument("--dev", nargs="+", metavar="PATH", help="dev data for evaluation and best-checkpoint selection")
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--config", help="config file (.yaml/.yml/.toml)")
-    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint (same data and batch settings)")
-    p.add_argument("--flow", action="store_true", help="run as the Prefect flow `train` (one process; not under torchrun)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from --out/checkpoint (same data and batch settings)"
+    )
+    p.add_argument(
+        "--flow", action="store_true", help="run as the Prefect flow `train` (one process; not under torchrun)"
+    )
     _add_overrides(p)
     p.set_defaults(func=run_train)
 
-    e = sub.add_parser("evaluate", help="score a trained model directory on gold data", description=EVAL_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e = sub.add_parser(
+        "evaluate",
+        help="score a trained model directory on gold data",
+        description=EVAL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     e.add_argument("task", choices=TASKS, help="ner | re | qa")
     e.add_argument("--model", required=True, help="model directory written by `biomed train`")
     e.add_argument("--data", nargs="+", required=True, metavar="PATH", help="gold data (same kinds as `biomed train`)")
@@ -134,19 +173,39 @@ def run_train(args: argparse.Namespace) -> int:
             raise ConfigError("--flow runs training in one process; under torchrun leave --flow out")
         from pipelines.flows.train import train_flow
 
-        outcome = train_flow(args.task, args.model, list(args.train), list(args.dev or []), args.out,
-                             config_overrides=overrides, config_file=args.config, resume=args.resume)
+        outcome = train_flow(
+            args.task,
+            args.model,
+            list(args.train),
+            list(args.dev or []),
+            args.out,
+            config_overrides=overrides,
+            config_file=args.config,
+            resume=args.resume,
+        )
     else:
         from biomodels.training.api import train
 
-        outcome = train(args.task, args.model, list(args.train), list(args.dev or []) or None, args.out, config,
-                        resume=args.resume).as_dict()
+        outcome = train(
+            args.task, args.model, list(args.train), list(args.dev or []) or None, args.out, config, resume=args.resume
+        ).as_dict()
     if _rank() == 0:
-        print(f"model directory: {outcome['out_dir']}  ({outcome['global_step']} steps, best at {outcome['best_step']})")
+        print(
+            f"model directory: {outcome['out_dir']}  ({outcome['global_step']} steps, best at {outcome['best_step']})"
+        )
         if outcome["dev_metrics"]:
             print(format_metrics(args.task, outcome["dev_metrics"], "dev"))
-        print(json.dumps({"out_dir": outcome["out_dir"], "global_step": outcome["global_step"],
-                          "best_step": outcome["best_step"], "dev": outcome["headline"]}, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "out_dir": outcome["out_dir"],
+                    "global_step": outcome["global_step"],
+                    "best_step": outcome["best_step"],
+                    "dev": outcome["headline"],
+                },
+                sort_keys=True,
+            )
+        )
     return 0
 
 
@@ -162,17 +221,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def format_metrics(task: str, m: dict[str, Any], name: str) -> str:
     """A short human-readable table of the metrics of one evaluation."""
     if task == "qa":
-        return (f"{name}: SQuAD exact match {m['exact_match']:.2f}  F1 {m['f1']:.2f}  "
-                f"({m['total']} questions, {m['n_unanswered']} unanswered)")
+        return (
+            f"{name}: SQuAD exact match {m['exact_match']:.2f}  F1 {m['f1']:.2f}  "
+            f"({m['total']} questions, {m['n_unanswered']} unanswered)"
+        )
     if task == "ner":
-        lines = [f"{name}: entity-level strict (IOB2)  P {m['precision']:.4f}  R {m['recall']:.4f}  F1 {m['f1']:.4f}  "
-                 f"(gold {m['n_gold']}, predicted {m['n_pred']}, sentences {m['n_sentences']})"]
+        lines = [
+            f"{name}: entity-level strict (IOB2)  P {m['precision']:.4f}  R {m['recall']:.4f}  F1 {m['f1']:.4f}  "
+            f"(gold {m['n_gold']}, predicted {m['n_pred']}, sentences {m['n_sentences']})"
+        ]
         per, support = m.get("per_type", {}), "support"
     else:
-        lines = [f"{name}: micro over positive classes ('{m['negative_label']}' excluded)  P {m['precision']:.4f}  "
-                 f"R {m['recall']:.4f}  F1 {m['f1']:.4f}  ({m['n']} candidates)"]
+        lines = [
+            f"{name}: micro over positive classes ('{m['negative_label']}' excluded)  P {m['precision']:.4f}  "
+            f"R {m['recall']:.4f}  F1 {m['f1']:.4f}  ({m['n']} candidates)"
+        ]
         per, support = m.get("per_class", {}), "support"
     for label, row in per.items():
-        lines.append(f"  {label:<20} P {row['precision']:.4f}  R {row['recall']:.4f}  F1 {row['f1']:.4f}  "
-                     f"support {row[support]}")
+        lines.append(
+            f"  {label:<20} P {row['precision']:.4f}  R {row['recall']:.4f}  F1 {row['f1']:.4f}  support {row[support]}"
+        )
     return "\n".join(lines)

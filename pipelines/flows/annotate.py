@@ -14,8 +14,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from biomodels.inference.annotate_shard import annotate_producer
-from corpora.errors import PartialFailure
 from corpora.dataset.store import DatasetStore, open_dataset
+from corpora.errors import PartialFailure
 from pipelines.flows.annotation_report import write_report
 from pipelines.flows.fanout import collect_reports
 from pipelines.flows.ingest import ingest_flow
@@ -36,7 +36,13 @@ def is_preprocessed(dataset: str | Path) -> bool:
 
 @flow(name="annotate", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def annotate_flow(
-    inputs: list[str], out: str, ner: str, re: str | None = None, workers: int = 1, force: bool = False, progress: bool = True
+    inputs: list[str],
+    out: str,
+    ner: str,
+    re: str | None = None,
+    workers: int = 1,
+    force: bool = False,
+    progress: bool = True,
 ) -> RunSummary:
     """Annotate `inputs` (one dataset folder, or raw files/folders/globs) into the dataset `out`."""
     work = Path(out) / "_work"
@@ -54,16 +60,22 @@ def annotate_flow(
     target = DatasetStore(out)
     target.clear_staging()
     annotators = annotate_producer(ner, re)["annotate"]
-    futures = annotate_shard_task.map(unmapped(dataset), shards, unmapped(out), unmapped(ner), unmapped(re), force=unmapped(force))
+    futures = annotate_shard_task.map(
+        unmapped(dataset), shards, unmapped(out), unmapped(ner), unmapped(re), force=unmapped(force)
+    )
     summary = RunSummary(flow="annotate", out_dir=str(Path(out)))
-    summary.reports = collect_reports(list(futures), [(str(source.shard_path(s)), s) for s in shards], "annotate", progress)
+    summary.reports = collect_reports(
+        list(futures), [(str(source.shard_path(s)), s) for s in shards], "annotate", progress
+    )
     pruned = target.prune(set(shards))
     if pruned:
         summary.extra["removed (input shard gone)"] = len(pruned)
     summary.extra["models"] = ", ".join(f"{k}={v}" for k, v in annotators.items())
     write_manifest_task(out, {"annotators": annotators})
     report, _ = write_report(out, annotators)
-    create_markdown_artifact(markdown=report, key="annotate-report", description="annotated dataset: counts, scores, examples")
+    create_markdown_artifact(
+        markdown=report, key="annotate-report", description="annotated dataset: counts, scores, examples"
+    )
     publish_table(summary, key="annotate-shards")
     get_run_logger().info("%s", summary.text())
     if summary.failed:

@@ -34,7 +34,14 @@ def gather(dataset: str | Path, examples: int = 5) -> dict[str, Any]:
                 rel_scores.setdefault(r.type, []).append(r.score)
         if len(shown) < examples:
             shown.extend(_marked_sentences(doc, examples - len(shown)))
-    return {"documents": docs, "entities": dict(ents), "relations": dict(rels), "entity_scores": ent_scores, "relation_scores": rel_scores, "examples": shown}
+    return {
+        "documents": docs,
+        "entities": dict(ents),
+        "relations": dict(rels),
+        "entity_scores": ent_scores,
+        "relation_scores": rel_scores,
+        "examples": shown,
+    }
 
 
 def _marked_sentences(doc: Any, limit: int) -> list[str]:
@@ -63,7 +70,9 @@ def _marked_sentences(doc: Any, limit: int) -> list[str]:
 
 def plot_scores(stats: dict[str, Any], path: Path) -> Path | None:
     """Histogram of confidence scores per entity and relation type (PNG)."""
-    groups = [(f"entity {k}", v) for k, v in stats["entity_scores"].items()] + [(f"relation {k}", v) for k, v in stats["relation_scores"].items()]
+    groups = [(f"entity {k}", v) for k, v in stats["entity_scores"].items()] + [
+        (f"relation {k}", v) for k, v in stats["relation_scores"].items()
+    ]
     if not groups:
         return None
     import matplotlib
@@ -85,8 +94,18 @@ def plot_scores(stats: dict[str, Any], path: Path) -> Path | None:
 
 
 def markdown(stats: dict[str, Any], annotators: dict[str, str], png: Path | None) -> str:
-    lines = ["# Annotation report", "", f"Documents: {stats['documents']}", "", "| kind | type | count | mean score |", "| --- | --- | --- | --- |"]
-    for kind, counts, scores in (("entity", stats["entities"], stats["entity_scores"]), ("relation", stats["relations"], stats["relation_scores"])):
+    lines = [
+        "# Annotation report",
+        "",
+        f"Documents: {stats['documents']}",
+        "",
+        "| kind | type | count | mean score |",
+        "| --- | --- | --- | --- |",
+    ]
+    for kind, counts, scores in (
+        ("entity", stats["entities"], stats["entity_scores"]),
+        ("relation", stats["relations"], stats["relation_scores"]),
+    ):
         for t, n in sorted(counts.items()):
             lines.append(f"| {kind} | {t} | {n} | {sum(scores[t]) / len(scores[t]):.3f} |")
     lines += ["", "Models: " + ", ".join(f"{k} `{v}`" for k, v in annotators.items())]

@@ -8,7 +8,9 @@ from prefect.futures import as_completed
 from tqdm import tqdm
 
 
-def collect_reports(futures: list[Any], labels: list[tuple[str, str]], desc: str, progress: bool = True) -> list[dict[str, Any]]:
+def collect_reports(
+    futures: list[Any], labels: list[tuple[str, str]], desc: str, progress: bool = True
+) -> list[dict[str, Any]]:
     """Wait for every future; a failed task becomes a `failed` report with its error message.
 
     `labels[i]` is the (path, shard) of `futures[i]`, used to name failures. Reports come back in

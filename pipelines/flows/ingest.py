@@ -6,10 +6,10 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, unmapped
 
-from corpora.errors import ConfigError, PartialFailure
-from corpora.formats.registry import expand_inputs
 from corpora.dataset.ingest import MISMATCH_CHOICES
 from corpora.dataset.store import DatasetStore, shard_name_for
+from corpora.errors import ConfigError, PartialFailure
+from corpora.formats.registry import expand_inputs
 from pipelines.flows.fanout import collect_reports
 from pipelines.flows.reporting import RunSummary, publish_table
 from tasks.ingest import ingest_file_task
@@ -18,7 +18,12 @@ from tasks.store import reconcile_task, write_manifest_task
 
 @flow(name="ingest")
 def ingest_flow(
-    inputs: list[str], out: str, fmt: str = "auto", force: bool = False, progress: bool = True, on_mismatch: str = "error"
+    inputs: list[str],
+    out: str,
+    fmt: str = "auto",
+    force: bool = False,
+    progress: bool = True,
+    on_mismatch: str = "error",
 ) -> RunSummary:
     """Read every input file (file, folder or glob) into the Parquet dataset at `out`.
 
@@ -32,7 +37,9 @@ def ingest_flow(
     store = DatasetStore(out)
     store.clear_staging()
     summary = RunSummary(flow="ingest", out_dir=str(Path(out)))
-    futures = ingest_file_task.map(files, out_dir=unmapped(out), fmt=unmapped(fmt), force=unmapped(force), on_mismatch=unmapped(on_mismatch))
+    futures = ingest_file_task.map(
+        files, out_dir=unmapped(out), fmt=unmapped(fmt), force=unmapped(force), on_mismatch=unmapped(on_mismatch)
+    )
     summary.reports = collect_reports(list(futures), [(f, shard_name_for(f)) for f in files], "ingest", progress)
     removed = reconcile_task(out)
     if removed:

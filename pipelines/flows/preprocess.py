@@ -7,9 +7,9 @@ from pathlib import Path
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from corpora.dataset.store import DatasetStore, open_dataset
 from corpora.errors import PartialFailure
 from corpora.preprocess.shard import close_shared_pools, preprocess_producer
-from corpora.dataset.store import DatasetStore, open_dataset
 from pipelines.flows.fanout import collect_reports
 from pipelines.flows.reporting import RunSummary, publish_table
 from tasks.preprocess import preprocess_shard_task
@@ -33,7 +33,12 @@ def preprocess_flow(
     target.clear_staging()
     summary = RunSummary(flow="preprocess", out_dir=str(Path(out)))
     futures = preprocess_shard_task.map(
-        unmapped(dataset), shards, unmapped(out), spacy_model=unmapped(spacy_model), workers=unmapped(workers), force=unmapped(force)
+        unmapped(dataset),
+        shards,
+        unmapped(out),
+        spacy_model=unmapped(spacy_model),
+        workers=unmapped(workers),
+        force=unmapped(force),
     )
     labels = [(str(source.shard_path(s)), s) for s in shards]
     try:
@@ -44,7 +49,9 @@ def preprocess_flow(
     if pruned:
         summary.extra["removed (input shard gone)"] = len(pruned)
     fingerprint = preprocess_producer(spacy_model)["preprocess"]
-    summary.extra["pipeline"] = f"{fingerprint['model']['name']} {fingerprint['components']} spacy {fingerprint['spacy']} scispacy {fingerprint['scispacy']}"
+    summary.extra["pipeline"] = (
+        f"{fingerprint['model']['name']} {fingerprint['components']} spacy {fingerprint['spacy']} scispacy {fingerprint['scispacy']}"
+    )
     write_manifest_task(out, {"pipeline": fingerprint})
     publish_table(summary, key="preprocess-report")
     get_run_logger().info("%s", summary.text())

@@ -98,4 +98,6 @@ def publish_table(summary: RunSummary, key: str) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     create_table_artifact(table=summary.table_rows(), key=key, description=f"{summary.flow} per file")
-    create_markdown_artifact(markdown="```\n" + summary.text() + "\n```", key=f"{key}-summary", description=f"{summary.flow} totals")
+    create_markdown_artifact(
+        markdown="```\n" + summary.text() + "\n```", key=f"{key}-summary", description=f"{summary.flow} totals"
+    )

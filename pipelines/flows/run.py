@@ -18,7 +18,12 @@ DEFAULT_INPUTS = [str(SAMPLES_DIR / "pubmed")]
 
 @flow(name="end-to-end")
 def run_flow(
-    out: str, inputs: list[str] | None = None, ner: str | None = None, re: str | None = None, workers: int = 1, progress: bool = True
+    out: str,
+    inputs: list[str] | None = None,
+    ner: str | None = None,
+    re: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
 ) -> dict[str, object]:
     """Every step over `inputs` (default: the bundled PubMed XML samples), writing under `out`:
 
@@ -29,7 +34,9 @@ def run_flow(
     root = Path(out)
     log = get_run_logger()
     ingest: RunSummary = ingest_flow(inputs or DEFAULT_INPUTS, str(root / "dataset"), progress=progress)
-    pre: RunSummary = preprocess_flow(str(root / "dataset"), str(root / "preprocessed"), workers=workers, progress=progress)
+    pre: RunSummary = preprocess_flow(
+        str(root / "dataset"), str(root / "preprocessed"), workers=workers, progress=progress
+    )
     models: dict[str, dict] = {}
     if ner is None:
         models["ner"] = demo_model_task("ner", str(root / "models" / "ner"))
@@ -39,5 +46,7 @@ def run_flow(
         re = models["re"]["out_dir"]
     for task_name, info in models.items():
         log.info("%s model %s (%s): %s", task_name, info["out_dir"], info["status"], info["metrics"])
-    annotated: RunSummary = annotate_flow([str(root / "preprocessed")], str(root / "annotated"), ner, re, progress=progress)
+    annotated: RunSummary = annotate_flow(
+        [str(root / "preprocessed")], str(root / "annotated"), ner, re, progress=progress
+    )
     return {"ingest": ingest, "preprocess": pre, "models": models, "annotate": annotated}

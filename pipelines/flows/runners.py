@@ -27,7 +27,14 @@ def task_runner(dask_address: str | None = None, dask_workers: int | None = None
             return DaskTaskRunner(address=dask_address)
         if dask_workers < 1:
             raise ConfigError(f"--dask-workers must be at least 1, got {dask_workers}")
-        return DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": dask_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
     return ThreadPoolTaskRunner(max_workers=threads)
 
 
@@ -35,4 +42,6 @@ def add_dask_options(parser: Any) -> None:
     """The scale-out options every flow command shares."""
     group = parser.add_argument_group("scale-out (Dask)")
     group.add_argument("--dask-address", default=None, help="run tasks on an existing Dask cluster (scheduler address)")
-    group.add_argument("--dask-workers", type=int, default=None, help="run tasks on a local Dask cluster with N worker processes")
+    group.add_argument(
+        "--dask-workers", type=int, default=None, help="run tasks on a local Dask cluster with N worker processes"
+    )

@@ -14,15 +14,33 @@ def metric_rows(task: str, metrics: dict[str, Any]) -> list[dict[str, Any]]:
     if not metrics:
         return []
     if task == "qa":
-        return [{"scope": "overall", "exact_match": round(metrics["exact_match"], 2), "f1": round(metrics["f1"], 2),
-                 "support": metrics["total"]}]
+        return [
+            {
+                "scope": "overall",
+                "exact_match": round(metrics["exact_match"], 2),
+                "f1": round(metrics["f1"], 2),
+                "support": metrics["total"],
+            }
+        ]
     per = metrics.get("per_type") if task == "ner" else metrics.get("per_class")
-    overall = {"scope": "overall (micro)", "precision": round(metrics["precision"], 4), "recall": round(metrics["recall"], 4),
-               "f1": round(metrics["f1"], 4), "support": metrics.get("n_gold", metrics.get("tp", 0) + metrics.get("fn", 0))}
+    overall = {
+        "scope": "overall (micro)",
+        "precision": round(metrics["precision"], 4),
+        "recall": round(metrics["recall"], 4),
+        "f1": round(metrics["f1"], 4),
+        "support": metrics.get("n_gold", metrics.get("tp", 0) + metrics.get("fn", 0)),
+    }
     rows = [overall]
     for label, row in (per or {}).items():
-        rows.append({"scope": label, "precision": round(row["precision"], 4), "recall": round(row["recall"], 4),
-                     "f1": round(row["f1"], 4), "support": row["support"]})
+        rows.append(
+            {
+                "scope": label,
+                "precision": round(row["precision"], 4),
+                "recall": round(row["recall"], 4),
+                "f1": round(row["f1"], 4),
+                "support": row["support"],
+            }
+        )
     return rows
 
 
@@ -40,7 +58,9 @@ def train_flow(
     """Train a `task` model and publish its dev metrics (artifact key `train-metrics`)."""
     from prefect.artifacts import create_table_artifact
 
-    outcome = train_model_task(task, model, list(train), list(dev or []), out, config_overrides or {}, config_file, resume)
+    outcome = train_model_task(
+        task, model, list(train), list(dev or []), out, config_overrides or {}, config_file, resume
+    )
     rows = metric_rows(task, outcome["dev_metrics"])
     if rows:
         create_table_artifact(table=rows, key="train-metrics", description=f"{task} dev metrics of {out}")

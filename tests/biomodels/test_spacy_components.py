@@ -18,14 +18,14 @@ import spacy
 import torch
 from spacy.tokens import DocBin
 
-from tests.helpers.annotation_models import ner_model_dir, re_model_dir, sample_vocab
 from biomodels.inference.engine import AnnotationEngine
 from biomodels.spacy_components import MODEL_SUBDIR
 from corpora.errors import ConfigError, ModelError
+from corpora.formats.pubmed_xml import read_pubmed_xml
 from corpora.preprocess.documents import preprocess_documents
 from corpora.preprocess.pipeline import build_pipeline
-from corpora.formats.pubmed_xml import read_pubmed_xml
 from corpora.schema import Document
+from tests.helpers.annotation_models import ner_model_dir, re_model_dir, sample_vocab
 from tests.helpers.paths import ROOT
 
 SAMPLES = ROOT / "corpora" / "samples"
@@ -51,7 +51,12 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def pubmed_docs() -> list[Document]:
     docs = [d for d in read_pubmed_xml(SAMPLES / "pubmed" / "medline16n0902.xml.gz") if isinstance(d, Document)][:30]
-    docs += [d for p in sorted((SAMPLES / "pubmed").glob("pubmed*.xml")) for d in read_pubmed_xml(p) if isinstance(d, Document)]
+    docs += [
+        d
+        for p in sorted((SAMPLES / "pubmed").glob("pubmed*.xml"))
+        for d in read_pubmed_xml(p)
+        if isinstance(d, Document)
+    ]
     return docs
 
 
@@ -70,7 +75,16 @@ def summary(doc, shift: int = 0) -> dict:
         "scores": list(group.attrs["scores"]),
         "ents": [(e.start_char + shift, e.end_char + shift, e.label_) for e in doc.ents],
         "relations": sorted(
-            (r["head"][0] + shift, r["head"][1] + shift, r["head"][2], r["tail"][0] + shift, r["tail"][1] + shift, r["tail"][2], r["label"], r["score"])
+            (
+                r["head"][0] + shift,
+                r["head"][1] + shift,
+                r["head"][2],
+                r["tail"][0] + shift,
+                r["tail"][1] + shift,
+                r["tail"][2],
+                r["label"],
+                r["score"],
+            )
             for r in doc._.biomegatron_relations
         ),
     }
@@ -105,7 +119,14 @@ def test_component_output_equals_engine_output(dirs, pubmed_docs):
             "spans": [(e.offsets[0][0], e.offsets[0][1], e.type) for e in d.entities],
             "scores": [e.score for e in d.entities],
             "relations": sorted(
-                (*by_id[r.arg1_id].offsets[0], by_id[r.arg1_id].type, *by_id[r.arg2_id].offsets[0], by_id[r.arg2_id].type, r.type, r.score)
+                (
+                    *by_id[r.arg1_id].offsets[0],
+                    by_id[r.arg1_id].type,
+                    *by_id[r.arg2_id].offsets[0],
+                    by_id[r.arg2_id].type,
+                    r.type,
+                    r.score,
+                )
                 for r in d.relations
             ),
         }
@@ -124,7 +145,9 @@ def test_annotator_and_scores_recorded(dirs):
     group = doc.spans["biomegatron_ner"]
     assert group.attrs["annotator"].startswith("ner:cdr-tiny@") and len(group.attrs["scores"]) == len(group)
     for rel in doc._.biomegatron_relations:
-        assert set(rel) == {"head", "tail", "label", "score", "annotator"} and rel["annotator"].startswith("re:cid-tiny@")
+        assert set(rel) == {"head", "tail", "label", "score", "annotator"} and rel["annotator"].startswith(
+            "re:cid-tiny@"
+        )
         assert doc.text[rel["head"][0] : rel["head"][1]] in {e.text for e in doc.ents}
 
 
@@ -145,7 +168,9 @@ def test_overwrite_ents_or_keep_existing(dirs):
     doc = keep.get_pipe("biomegatron_ner")(doc)
     ents = [(e.start, e.end, e.label_) for e in doc.ents]
     assert existing[0] in ents  # kept
-    assert all(p in ents for p in predicted if p[1] <= existing[0][0] or p[0] >= existing[0][1])  # added when not overlapping
+    assert all(
+        p in ents for p in predicted if p[1] <= existing[0][0] or p[0] >= existing[0][1]
+    )  # added when not overlapping
     assert predicted[0] not in ents and [(s.start, s.end, s.label_) for s in doc.spans["biomegatron_ner"]] == predicted
 
 
@@ -197,8 +222,9 @@ def test_fresh_process_entry_points_and_config_file(dirs, tmp_path, pubmed_docs)
     saving.add_pipe("biomegatron_re", config={"model": str(copies / "re")})
     saving.to_disk(tmp_path / "saved")
     shutil.rmtree(copies)
-    (tmp_path / "pipeline.cfg").write_text(textwrap.dedent(
-        f"""
+    (tmp_path / "pipeline.cfg").write_text(
+        textwrap.dedent(
+            f"""
         [nlp]
         lang = "en"
         pipeline = ["sentencizer", "biomegatron_ner", "biomegatron_re"]
@@ -217,7 +243,9 @@ def test_fresh_process_entry_points_and_config_file(dirs, tmp_path, pubmed_docs)
         factory = "biomegatron_re"
         model = "{dirs["re"]}"
         """
-    ), encoding="utf-8")
+        ),
+        encoding="utf-8",
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -229,7 +257,9 @@ def test_fresh_process_entry_points_and_config_file(dirs, tmp_path, pubmed_docs)
     expected = [[s.start_char, s.end_char, s.label_] for s in doc.spans["biomegatron_ner"]]
     assert got["by_name"] == got["by_config"] == got["by_load"] == expected and expected
     assert got["relations"] == got["relations_config"] == got["relations_load"] and got["relations"]
-    assert [(r["head"], r["tail"], r["label"]) for r in got["relations"]] == [(r["head"], r["tail"], r["label"]) for r in doc._.biomegatron_relations]
+    assert [(r["head"], r["tail"], r["label"]) for r in got["relations"]] == [
+        (r["head"], r["tail"], r["label"]) for r in doc._.biomegatron_relations
+    ]
 
 
 def test_to_disk_from_disk_offline(dirs, tmp_path, pubmed_docs):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from biomodels.models.model_dir import save_model_dir
-from biomodels.models.task_models import add_marker_tokens, build_model
-from biomodels.models.presets import scratch_config
 from biomodels.data.re_marking import marker_tokens
+from biomodels.models.model_dir import save_model_dir
+from biomodels.models.presets import scratch_config
+from biomodels.models.task_models import add_marker_tokens, build_model
 from biomodels.models.tokenization import load_tokenizer
 from biomodels.models.vocab_training import train_wordpiece_vocab
 from tests.helpers.paths import ROOT
@@ -63,13 +63,31 @@ def _calibrate_bias(model: torch.nn.Module, logits: torch.Tensor, keep: int, fra
         model.classifier.bias[keep] += shift
 
 
-def ner_model_dir(out: Path, vocab: Path, *, layers: int = 2, hidden: int = 64, heads: int = 2, max_length: int = 64,
-                  stride: int = 16, labels: list[str] = NER_LABELS, seed: int = 0, name: str = "cdr-tiny") -> Path:
+def ner_model_dir(
+    out: Path,
+    vocab: Path,
+    *,
+    layers: int = 2,
+    hidden: int = 64,
+    heads: int = 2,
+    max_length: int = 64,
+    stride: int = 16,
+    labels: list[str] = NER_LABELS,
+    seed: int = 0,
+    name: str = "cdr-tiny",
+) -> Path:
     torch.manual_seed(seed)
     size = len(load_tokenizer(vocab, True))
     config = scratch_config(layers, hidden, heads, size, max_positions=max(max_length, 128))
-    model, tok, _ = build_model("ner", "scratch", len(labels), scratch_config=config, id2label=dict(enumerate(labels)),
-                                vocab=vocab, lower_case=True)
+    model, tok, _ = build_model(
+        "ner",
+        "scratch",
+        len(labels),
+        scratch_config=config,
+        id2label=dict(enumerate(labels)),
+        vocab=vocab,
+        lower_case=True,
+    )
     _sharpen(model, seed)
     model.eval()
     with torch.no_grad():  # about 15% of words in an entity, as in biomedical abstracts
@@ -80,23 +98,53 @@ def ner_model_dir(out: Path, vocab: Path, *, layers: int = 2, hidden: int = 64, 
     return save_model_dir(out, model, tok, "ner", labels, meta)
 
 
-def re_model_dir(out: Path, vocab: Path, *, relation_task: str = "bc5cdr-cid", labels: list[str] = RE_LABELS,
-                 style: str = "entity_markers", seed: int = 1, name: str = "cid-tiny", max_length: int = 96) -> Path:
+def re_model_dir(
+    out: Path,
+    vocab: Path,
+    *,
+    relation_task: str = "bc5cdr-cid",
+    labels: list[str] = RE_LABELS,
+    style: str = "entity_markers",
+    seed: int = 1,
+    name: str = "cid-tiny",
+    max_length: int = 96,
+) -> Path:
     torch.manual_seed(seed)
     size = len(load_tokenizer(vocab, True))
     config = scratch_config(2, 64, 2, size, max_positions=128)
-    model, tok, _ = build_model("re", "scratch", len(labels), scratch_config=config, id2label=dict(enumerate(labels)),
-                                vocab=vocab, lower_case=True)
+    model, tok, _ = build_model(
+        "re",
+        "scratch",
+        len(labels),
+        scratch_config=config,
+        id2label=dict(enumerate(labels)),
+        vocab=vocab,
+        lower_case=True,
+    )
     markers = marker_tokens(style, ["Chemical", "Disease"])
     add_marker_tokens(model, tok, markers)
     _sharpen(model, seed)
     model.eval()
     with torch.no_grad():  # about half of the candidates positive
-        texts = [" ".join(s[:3] + [markers[0]] + s[3:5] + [markers[1]] + s[5:8] + [markers[2]] + s[8:9] + [markers[3]] + s[9:])
-                 for s in _sample_sentences() if len(s) > 10]
+        texts = [
+            " ".join(
+                s[:3] + [markers[0]] + s[3:5] + [markers[1]] + s[5:8] + [markers[2]] + s[8:9] + [markers[3]] + s[9:]
+            )
+            for s in _sample_sentences()
+            if len(s) > 10
+        ]
         enc = tok(texts, padding=True, return_tensors="pt")
         logits = model(**enc).logits
     _calibrate_bias(model, logits, 0, 0.5)
-    meta = {"name": name, "lower_case": True, "labels": labels, "max_length": max_length, "marker_style": style,
-            "marker_tokens": markers, "relation_task": relation_task, "relation_input": "documents", "negative_label": labels[0]}
+    meta = {
+        "name": name,
+        "lower_case": True,
+        "labels": labels,
+        "max_length": max_length,
+        "marker_style": style,
+        "marker_tokens": markers,
+        "relation_task": relation_task,
+        "relation_input": "documents",
+        "negative_label": labels[0],
+    }
     return save_model_dir(out, model, tok, "re", labels, meta)

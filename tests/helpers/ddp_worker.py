@@ -25,9 +25,15 @@ N_FEATURES, EPOCHS = 48, 2
 def build_model() -> MegatronBertForTokenClassification:
     torch.manual_seed(0)
     config = MegatronBertConfig(
-        num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
-        vocab_size=VOCAB, num_labels=3, max_position_embeddings=64,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        num_hidden_layers=2,
+        hidden_size=64,
+        num_attention_heads=2,
+        intermediate_size=128,
+        vocab_size=VOCAB,
+        num_labels=3,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     return MegatronBertForTokenClassification(config)
 
@@ -38,13 +44,15 @@ def build_features() -> list[dict]:
     for i in range(N_FEATURES):
         words = [rng.randrange(3, VOCAB) for _ in range(rng.randint(3, 24))]
         ids = [CLS] + words + [SEP]
-        feats.append({
-            "input_ids": ids,
-            "attention_mask": [1] * len(ids),
-            "token_type_ids": [0] * len(ids),
-            "labels": [-100] + [w % 3 for w in words] + [-100],
-            "_id": f"s{i}",
-        })
+        feats.append(
+            {
+                "input_ids": ids,
+                "attention_mask": [1] * len(ids),
+                "token_type_ids": [0] * len(ids),
+                "labels": [-100] + [w % 3 for w in words] + [-100],
+                "_id": f"s{i}",
+            }
+        )
     return feats
 
 
@@ -62,9 +70,19 @@ def train(out_dir: Path, per_rank_batch: int) -> dict:
         return {"accuracy": float((pred[mask] == labels[mask]).float().mean())}
 
     cfg = TrainConfig(
-        out_dir=out_dir, learning_rate=1e-3, epochs=EPOCHS, batch_size=per_rank_batch,
-        warmup_ratio=0.1, log_every=2, eval_every=3, save_every=4, metric="accuracy",
-        seed=7, precision="fp32", device="cpu", progress=False,
+        out_dir=out_dir,
+        learning_rate=1e-3,
+        epochs=EPOCHS,
+        batch_size=per_rank_batch,
+        warmup_ratio=0.1,
+        log_every=2,
+        eval_every=3,
+        save_every=4,
+        metric="accuracy",
+        seed=7,
+        precision="fp32",
+        device="cpu",
+        progress=False,
     )
     result = Trainer(model, feats, PaddingCollator(PAD), cfg, eval_fn=eval_fn).train()
     if result.metrics_path is not None:  # rank 0 only

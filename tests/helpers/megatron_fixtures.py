@@ -23,8 +23,28 @@ REAL_VOCAB, PADDED_VOCAB = 100, 128
 EPS = 1e-5
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = ["the", "of", "and", "in", "protein", "gene", "cell", "cells", "disease", "cancer", "dna", "rna",
-         "mutation", "patients", "induced", "expression", "binding", "receptor", "human", "mouse"]
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "in",
+    "protein",
+    "gene",
+    "cell",
+    "cells",
+    "disease",
+    "cancer",
+    "dna",
+    "rna",
+    "mutation",
+    "patients",
+    "induced",
+    "expression",
+    "binding",
+    "receptor",
+    "human",
+    "mouse",
+]
 PIECES = ["##es", "##ed", "##ing", "##ly", "##ase", "##in", "##ic", "##al"]
 PUNCT = [".", ",", "(", ")", "-", ";", ":"]
 
@@ -89,15 +109,39 @@ def make_weights(seed: int = 0, std: float = 0.2) -> TinyWeights:
     for _ in range(LAYERS):
         l1w, l1b = ln()
         l2w, l2b = ln()
-        layers.append(Layer(l1w, l1b, r(HIDDEN, HIDDEN), r(HIDDEN, HIDDEN), r(HIDDEN, HIDDEN), r(HIDDEN), r(HIDDEN), r(HIDDEN),
-                            r(HIDDEN, HIDDEN), r(HIDDEN), l2w, l2b, r(FFN, HIDDEN), r(FFN), r(HIDDEN, FFN), r(HIDDEN)))
+        layers.append(
+            Layer(
+                l1w,
+                l1b,
+                r(HIDDEN, HIDDEN),
+                r(HIDDEN, HIDDEN),
+                r(HIDDEN, HIDDEN),
+                r(HIDDEN),
+                r(HIDDEN),
+                r(HIDDEN),
+                r(HIDDEN, HIDDEN),
+                r(HIDDEN),
+                l2w,
+                l2b,
+                r(FFN, HIDDEN),
+                r(FFN),
+                r(HIDDEN, FFN),
+                r(HIDDEN),
+            )
+        )
     fw, fb = ln()
     heads = {
-        "lm_head.dense.weight": r(HIDDEN, HIDDEN), "lm_head.dense.bias": r(HIDDEN),
-        "lm_head.layernorm.weight": 1.0 + r(HIDDEN), "lm_head.layernorm.bias": r(HIDDEN),
-        "lm_head.bias": r(PADDED_VOCAB), "binary_head.weight": r(2, HIDDEN), "binary_head.bias": r(2),
+        "lm_head.dense.weight": r(HIDDEN, HIDDEN),
+        "lm_head.dense.bias": r(HIDDEN),
+        "lm_head.layernorm.weight": 1.0 + r(HIDDEN),
+        "lm_head.layernorm.bias": r(HIDDEN),
+        "lm_head.bias": r(PADDED_VOCAB),
+        "binary_head.weight": r(2, HIDDEN),
+        "binary_head.bias": r(2),
     }
-    return TinyWeights(r(PADDED_VOCAB, HIDDEN), r(POSITIONS, HIDDEN), r(2, HIDDEN), layers, fw, fb, r(HIDDEN, HIDDEN), r(HIDDEN), heads)
+    return TinyWeights(
+        r(PADDED_VOCAB, HIDDEN), r(POSITIONS, HIDDEN), r(2, HIDDEN), layers, fw, fb, r(HIDDEN, HIDDEN), r(HIDDEN), heads
+    )
 
 
 def fuse_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, version: float) -> torch.Tensor:
@@ -137,14 +181,21 @@ def transformer_state(w: TinyWeights, version: float, attention_name: str) -> di
 
 def megatron_args(lower_case: bool = True) -> argparse.Namespace:
     return argparse.Namespace(
-        num_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, ffn_hidden_size=FFN,
-        max_position_embeddings=POSITIONS, layernorm_epsilon=EPS, make_vocab_size_divisible_by=128,
-        tokenizer_type="BertWordPieceLowerCase" if lower_case else "BertWordPieceCase", bias_gelu_fusion=True,
+        num_layers=LAYERS,
+        hidden_size=HIDDEN,
+        num_attention_heads=HEADS,
+        ffn_hidden_size=FFN,
+        max_position_embeddings=POSITIONS,
+        layernorm_epsilon=EPS,
+        make_vocab_size_divisible_by=128,
+        tokenizer_type="BertWordPieceLowerCase" if lower_case else "BertWordPieceCase",
+        bias_gelu_fusion=True,
     )
 
 
-def save_megatron_lm(path: Path, w: TinyWeights, version: float | None, *, with_heads: bool = False,
-                     lower_case: bool = True) -> Path:
+def save_megatron_lm(
+    path: Path, w: TinyWeights, version: float | None, *, with_heads: bool = False, lower_case: bool = True
+) -> Path:
     """A Megatron-LM `model_optim_rng.pt`; `version=None` leaves `checkpoint_version` out (means 0)."""
     v = 0 if version is None else version
     newer = v >= 3.0  # Megatron-LM renamed transformer->encoder and attention->self_attention with 3.0
@@ -192,24 +243,41 @@ def save_nemo_archive(path: Path, w: TinyWeights, *, megatron_legacy: bool, lowe
         "model.language_model.pooler.dense.weight": w.pooler_w,
         "model.language_model.pooler.dense.bias": w.pooler_b,
     }
-    state.update({f"model.language_model.encoder.{k}": t for k, t in transformer_state(w, version, "self_attention").items()})
+    state.update(
+        {f"model.language_model.encoder.{k}": t for k, t in transformer_state(w, version, "self_attention").items()}
+    )
     state.update({f"model.{k}": t for k, t in w.heads.items()})
     buf = io.BytesIO()
     torch.save(state, buf)
     vocab_name = "3f2a9c_vocab.txt"
-    config = "\n".join([
-        "precision: 16", f"num_layers: {LAYERS}", f"hidden_size: {HIDDEN}", f"ffn_hidden_size: {FFN}",
-        f"num_attention_heads: {HEADS}", f"max_position_embeddings: {POSITIONS}", "encoder_seq_length: 16",
-        f"layernorm_epsilon: {EPS}", "make_vocab_size_divisible_by: 128", "num_tokentypes: 2",
-        f"megatron_legacy: {str(megatron_legacy).lower()}", "bert_binary_head: true",
-        "tokenizer:", "  library: megatron",
-        f"  type: {'BertWordPieceLowerCase' if lower_case else 'BertWordPieceCase'}",
-        f"  vocab_file: nemo:{vocab_name}", "",
-    ])
+    config = "\n".join(
+        [
+            "precision: 16",
+            f"num_layers: {LAYERS}",
+            f"hidden_size: {HIDDEN}",
+            f"ffn_hidden_size: {FFN}",
+            f"num_attention_heads: {HEADS}",
+            f"max_position_embeddings: {POSITIONS}",
+            "encoder_seq_length: 16",
+            f"layernorm_epsilon: {EPS}",
+            "make_vocab_size_divisible_by: 128",
+            "num_tokentypes: 2",
+            f"megatron_legacy: {str(megatron_legacy).lower()}",
+            "bert_binary_head: true",
+            "tokenizer:",
+            "  library: megatron",
+            f"  type: {'BertWordPieceLowerCase' if lower_case else 'BertWordPieceCase'}",
+            f"  vocab_file: nemo:{vocab_name}",
+            "",
+        ]
+    )
     vocab = "".join(t + "\n" for t in tiny_vocab()).encode("utf-8")
     with tarfile.open(path, "w:") as tar:
-        for name, data in (("./model_config.yaml", config.encode()), ("./model_weights.ckpt", buf.getvalue()),
-                           (f"./{vocab_name}", vocab)):
+        for name, data in (
+            ("./model_config.yaml", config.encode()),
+            ("./model_weights.ckpt", buf.getvalue()),
+            (f"./{vocab_name}", vocab),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))

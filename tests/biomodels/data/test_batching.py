@@ -34,24 +34,39 @@ def features_for(lengths: list[int]) -> list[dict]:
     feats = []
     for i, n in enumerate(lengths):
         ids = [CLS] + [10 + (i + j) % 50 for j in range(n)] + [SEP]
-        feats.append({
-            "input_ids": ids,
-            "attention_mask": [1] * len(ids),
-            "token_type_ids": [0] * len(ids),
-            "labels": [-100] + [j % 3 for j in range(n)] + [-100],
-            "_id": f"s{i}",
-        })
+        feats.append(
+            {
+                "input_ids": ids,
+                "attention_mask": [1] * len(ids),
+                "token_type_ids": [0] * len(ids),
+                "labels": [-100] + [j % 3 for j in range(n)] + [-100],
+                "_id": f"s{i}",
+            }
+        )
     return feats
 
 
 # ----------------------------------------------------------------------------- collator
 
+
 def test_collator_pads_each_field_to_longest_and_drops_bookkeeping():
     feats = [
-        {"input_ids": [2, 7, 8, 3], "attention_mask": [1, 1, 1, 1], "token_type_ids": [0, 0, 1, 1],
-         "labels": [-100, 1, 2, -100], "_id": "a", "_words": ["x", "y"]},
-        {"input_ids": [2, 9, 3], "attention_mask": [1, 1, 1], "token_type_ids": [0, 0, 0],
-         "labels": [-100, 0, -100], "_id": "b", "_words": ["z"]},
+        {
+            "input_ids": [2, 7, 8, 3],
+            "attention_mask": [1, 1, 1, 1],
+            "token_type_ids": [0, 0, 1, 1],
+            "labels": [-100, 1, 2, -100],
+            "_id": "a",
+            "_words": ["x", "y"],
+        },
+        {
+            "input_ids": [2, 9, 3],
+            "attention_mask": [1, 1, 1],
+            "token_type_ids": [0, 0, 0],
+            "labels": [-100, 0, -100],
+            "_id": "b",
+            "_words": ["z"],
+        },
     ]
     batch = PaddingCollator(pad_token_id=PAD)(feats)
     assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
@@ -64,8 +79,10 @@ def test_collator_pads_each_field_to_longest_and_drops_bookkeeping():
 
 
 def test_collator_scalar_labels_and_qa_positions():
-    feats = [{"input_ids": [2, 5, 3], "labels": 4, "start_positions": 1, "end_positions": 1},
-             {"input_ids": [2, 5, 6, 7, 3], "labels": 0, "start_positions": 2, "end_positions": 3}]
+    feats = [
+        {"input_ids": [2, 5, 3], "labels": 4, "start_positions": 1, "end_positions": 1},
+        {"input_ids": [2, 5, 6, 7, 3], "labels": 0, "start_positions": 2, "end_positions": 3},
+    ]
     batch = PaddingCollator(pad_token_id=PAD)(feats)
     assert batch["labels"].tolist() == [4, 0]
     assert batch["start_positions"].tolist() == [1, 2]
@@ -92,6 +109,7 @@ def test_collator_rejects_mismatched_labels_naming_the_record():
 
 # ------------------------------------------------------------------------------ sampler
 
+
 def test_padding_on_ncbi_lengths_far_below_pad_to_128():
     lengths = [n + 2 for n in ncbi_sentence_lengths()]  # + [CLS] and [SEP]
     assert len(lengths) == 800
@@ -108,15 +126,16 @@ def test_padding_on_ncbi_lengths_far_below_pad_to_128():
     # 800 sentences fit in one mega-batch (50 x 32), so the batches are the sorted lengths cut in
     # runs of 32: padded size = sum over runs of (run max x run size)
     ordered = sorted(lengths, reverse=True)
-    expected = sum(max(ordered[i:i + bs]) * len(ordered[i:i + bs]) for i in range(0, len(ordered), bs))
+    expected = sum(max(ordered[i : i + bs]) * len(ordered[i : i + bs]) for i in range(0, len(ordered), bs))
     assert padded == expected
     assert padded < 0.3 * 128 * len(lengths)
     # random batches padded to their own longest member pad far more than grouped ones
     rng = random.Random(0)
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    random_padded = sum(max(lengths[i] for i in order[s:s + bs]) * len(order[s:s + bs])
-                        for s in range(0, len(order), bs))
+    random_padded = sum(
+        max(lengths[i] for i in order[s : s + bs]) * len(order[s : s + bs]) for s in range(0, len(order), bs)
+    )
     assert padded < 0.7 * random_padded
 
 
@@ -148,7 +167,7 @@ def test_mega_batches_limit_sorting_scope():
     lengths = list(range(1, 257))
     sampler = LengthGroupedSampler(lengths, 16, seed=3, mega_batch_mult=4)
     order = np.random.default_rng([3, 0]).permutation(256)
-    chunks = [set(order[i:i + 64].tolist()) for i in range(0, 256, 64)]
+    chunks = [set(order[i : i + 64].tolist()) for i in range(0, 256, 64)]
     for batch in sampler:
         assert sum(set(batch) <= chunk for chunk in chunks) == 1
 
@@ -169,8 +188,10 @@ def test_distributed_split_unions_to_single_process_batches(world_size):
     lengths = [n + 2 for n in ncbi_sentence_lengths()][:500]
     per_rank = 8
     single = LengthGroupedSampler(lengths, per_rank * world_size, seed=11, mega_batch_mult=5)
-    ranks = [LengthGroupedSampler(lengths, per_rank, seed=11, world_size=world_size, rank=r,
-                                  mega_batch_mult=5) for r in range(world_size)]
+    ranks = [
+        LengthGroupedSampler(lengths, per_rank, seed=11, world_size=world_size, rank=r, mega_batch_mult=5)
+        for r in range(world_size)
+    ]
     for epoch in range(2):
         single.set_epoch(epoch)
         for s in ranks:

@@ -12,9 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biomodels.data.ner import IGNORE_INDEX, NerExample, build_label_map, convert_documents, decode_entities, iob2_repair, merge_ner_predictions, merge_word_scores, ner_examples, tokenize_ner
-from corpora.formats.conll import read_conll
+from biomodels.data.ner import (
+    IGNORE_INDEX,
+    NerExample,
+    build_label_map,
+    convert_documents,
+    decode_entities,
+    iob2_repair,
+    merge_ner_predictions,
+    merge_word_scores,
+    ner_examples,
+    tokenize_ner,
+)
 from corpora.errors import ConfigError, InputError
+from corpora.formats.conll import read_conll
 from corpora.schema import Document, Entity, Span, passages_from_texts
 from tests.helpers.paths import ROOT
 
@@ -41,7 +52,12 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
 
     words = [w for s in _raw_sentences(SAMPLE) for w, _ in s]
     wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator([" ".join(words)], vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False)
+    wp.train_from_iterator(
+        [" ".join(words)],
+        vocab_size=400,
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        show_progress=False,
+    )
     d = tmp_path_factory.mktemp("tok")
     wp.save_model(str(d))
     tok = BertTokenizerFast.from_pretrained(str(d))
@@ -84,17 +100,27 @@ def test_gold_entity_spans_recovered_from_tags(examples: list[NerExample]) -> No
         text = doc.text
         spans = decode_entities(ex.offsets, ex.tags)
         # same spans as the Document's entities ...
-        assert [(s, e, t) for s, e, t, _ in spans] == sorted((en.offsets[0][0], en.offsets[0][1], en.type) for en in doc.entities)
+        assert [(s, e, t) for s, e, t, _ in spans] == sorted(
+            (en.offsets[0][0], en.offsets[0][1], en.type) for en in doc.entities
+        )
         # ... and their text is the raw file's words of each chunk, joined by spaces
         words = [w for w, _ in sent]
-        assert [text[s:e] for s, e, _, _ in spans] == [" ".join(words[i:j]) for i, j, _ in _chunks([t for _, t in sent])]
+        assert [text[s:e] for s, e, _, _ in spans] == [
+            " ".join(words[i:j]) for i, j, _ in _chunks([t for _, t in sent])
+        ]
         total += len(spans)
     assert total == sum(1 for s in raw for _, t in s if t.startswith("B-")) == 788
 
 
 def test_label_map_order(examples: list[NerExample]) -> None:
     assert build_label_map(examples) == ["O", "B-Disease", "I-Disease"]
-    assert build_label_map([NerExample("x", "x", ["a", "b"], [(0, 1), (2, 3)], ["B-Z", "I-A"])]) == ["O", "B-A", "I-A", "B-Z", "I-Z"]
+    assert build_label_map([NerExample("x", "x", ["a", "b"], [(0, 1), (2, 3)], ["B-Z", "I-A"])]) == [
+        "O",
+        "B-A",
+        "I-A",
+        "B-Z",
+        "I-Z",
+    ]
 
 
 def _label_ids(features, examples, labels):
@@ -111,7 +137,13 @@ def test_windows_cover_every_word_and_merge_back(examples, tokenizer, max_length
     by_example: dict[int, list[dict]] = {}
     for f in feats:
         assert len(f["input_ids"]) <= max_length
-        assert len(f["input_ids"]) == len(f["attention_mask"]) == len(f["token_type_ids"]) == len(f["labels"]) == len(f["_word_ids"])
+        assert (
+            len(f["input_ids"])
+            == len(f["attention_mask"])
+            == len(f["token_type_ids"])
+            == len(f["labels"])
+            == len(f["_word_ids"])
+        )
         assert f["input_ids"][0] == tokenizer.cls_token_id and f["input_ids"][-1] == tokenizer.sep_token_id
         assert f["labels"][0] == IGNORE_INDEX and f["labels"][-1] == IGNORE_INDEX
         by_example.setdefault(f["_example_index"], []).append(f)
@@ -194,7 +226,9 @@ def test_merge_from_logits_and_padded_arrays(examples, tokenizer) -> None:
                 logits[k, p, lab] = 5.0
     assert merge_ner_predictions(feats, logits, subset, labels) == [ex.tags for ex in subset]
     torch = pytest.importorskip("torch")
-    assert merge_ner_predictions(feats, torch.from_numpy(logits).to(torch.bfloat16), subset, labels) == [ex.tags for ex in subset]
+    assert merge_ner_predictions(feats, torch.from_numpy(logits).to(torch.bfloat16), subset, labels) == [
+        ex.tags for ex in subset
+    ]
 
 
 def test_inference_features_without_labels_and_dropped_words(tokenizer) -> None:
@@ -214,7 +248,15 @@ def test_stride_must_fit(tokenizer, examples) -> None:
 
 
 def test_iob2_repair_and_decode() -> None:
-    assert iob2_repair(["I-A", "I-A", "O", "I-B", "B-A", "I-B", "I-B"]) == ["B-A", "I-A", "O", "B-B", "B-A", "B-B", "I-B"]
+    assert iob2_repair(["I-A", "I-A", "O", "I-B", "B-A", "I-B", "I-B"]) == [
+        "B-A",
+        "I-A",
+        "O",
+        "B-B",
+        "B-A",
+        "B-B",
+        "I-B",
+    ]
     offsets = [(0, 4), (5, 9), (10, 12), (13, 20)]
     # invalid start repaired to B-: both entities kept; scores averaged over the entity's words
     spans = decode_entities(offsets, ["I-Dis", "I-Dis", "O", "B-Chem"], [0.5, 0.7, 0.9, 0.8])
@@ -262,7 +304,10 @@ def test_conversion_rules() -> None:
     ]
     assert ents[5].text == ["risk rises . BR"]
     doc = _doc(text, ents)
-    assert [text[s.start : s.end] for s in doc.sentences] == ["Ovarian and breast cancer risk rises .", "BRCA1-linked tumours are common ."]
+    assert [text[s.start : s.end] for s in doc.sentences] == [
+        "Ovarian and breast cancer risk rises .",
+        "BRCA1-linked tumours are common .",
+    ]
     exs, stats = convert_documents([doc])
     assert exs[0].tags == ["B-Disease", "O", "B-Disease", "I-Disease", "O", "O", "O"]  # T1 first fragment, T2
     assert exs[1].tags == ["B-Gene", "I-Gene", "O", "O", "O"]  # T7 kept (2 tokens) over T3 and T4 (1 token)
@@ -310,7 +355,12 @@ def test_ner_on_preprocessed_chemprot() -> None:
                 crossing += 1
             elif s not in starts or e not in ends:
                 snapped += 1
-    assert (stats.entities, stats.snapped, stats.crossing_sentence, stats.no_token) == (n_entities, snapped, crossing, 0)
+    assert (stats.entities, stats.snapped, stats.crossing_sentence, stats.no_token) == (
+        n_entities,
+        snapped,
+        crossing,
+        0,
+    )
     decoded = [(ex, span) for ex in examples for span in decode_entities(ex.offsets, ex.tags)]
     assert len(decoded) == n_entities - crossing - stats.overlap_dropped - stats.duplicates
     by_doc = {d.id: d for d in docs}
@@ -318,7 +368,9 @@ def test_ner_on_preprocessed_chemprot() -> None:
         d = by_doc[ex.document_id]
         # each decoded span is the token cover of some entity of that type
         assert any(
-            en.type == etype and s <= en.offsets[0][0] and en.offsets[0][1] <= e
+            en.type == etype
+            and s <= en.offsets[0][0]
+            and en.offsets[0][1] <= e
             and min(t.start for t in d.tokens if t.end > en.offsets[0][0]) == s
             and max(t.end for t in d.tokens if t.start < en.offsets[0][1]) == e
             for en in d.entities

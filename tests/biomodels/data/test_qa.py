@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biomodels.training.metrics import squad_metrics
 from biomodels.data.qa import postprocess_qa, read_squad, tokenize_qa
+from biomodels.training.metrics import squad_metrics
 from corpora.errors import ConfigError, MalformedInputError
 from tests.helpers.paths import ROOT
 
@@ -44,7 +44,10 @@ def _squad_json(tmp_path: Path) -> Path:
         assert start >= 0 and context[start : start + len(a)] == a
         qas.append({"id": f"q{i}", "question": q, "answers": [{"text": a, "answer_start": start}]})
     path = tmp_path / "squad.json"
-    path.write_text(json.dumps({"version": "1.1", "data": [{"title": PMID, "paragraphs": [{"context": context, "qas": qas}]}]}), encoding="utf-8")
+    path.write_text(
+        json.dumps({"version": "1.1", "data": [{"title": PMID, "paragraphs": [{"context": context, "qas": qas}]}]}),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -54,7 +57,12 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     from transformers import BertTokenizerFast
 
     wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(ABSTRACTS.read_text(encoding="utf-8").splitlines(), vocab_size=500, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False)
+    wp.train_from_iterator(
+        ABSTRACTS.read_text(encoding="utf-8").splitlines(),
+        vocab_size=500,
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        show_progress=False,
+    )
     d = tmp_path_factory.mktemp("tok")
     wp.save_model(str(d))
     return BertTokenizerFast.from_pretrained(str(d))
@@ -174,10 +182,18 @@ def _doc(qas, context="Salmeterol treats asthma."):
 @pytest.mark.parametrize(
     ("content", "match", "record"),
     [
-        (_doc([{"id": "x1", "question": "What?", "answers": [{"text": "asthma", "answer_start": 3}]}]), "not at answer_start 3", "x1"),
+        (
+            _doc([{"id": "x1", "question": "What?", "answers": [{"text": "asthma", "answer_start": 3}]}]),
+            "not at answer_start 3",
+            "x1",
+        ),
         (_doc([{"id": "x2", "question": "What?", "answers": [{"text": "asthma"}]}]), "answer_start", "x2"),
         (_doc([{"id": "x3", "answers": []}]), "question", "x3"),
-        (_doc([{"id": "x4", "question": "Q?", "answers": []}, {"id": "x4", "question": "Q?", "answers": []}]), "repeats", "x4"),
+        (
+            _doc([{"id": "x4", "question": "Q?", "answers": []}, {"id": "x4", "question": "Q?", "answers": []}]),
+            "repeats",
+            "x4",
+        ),
         ({"version": "1.1"}, '"data"', None),
     ],
 )

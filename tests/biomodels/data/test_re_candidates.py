@@ -11,14 +11,11 @@ from pathlib import Path
 import pytest
 
 from biomodels.data.re_candidates import BC5CDR_CID_TASK, CHEMPROT_TASK, RelationTask, generate_candidates
-
 from biomodels.data.re_features import missing_candidates, tokenize_re
-
 from biomodels.data.re_marking import MarkedExample, mark_candidate, marker_tokens
-
 from biomodels.data.re_masked_tsv import read_masked_re_tsv
-from corpora.formats.chemprot import read_chemprot
 from corpora.errors import ConfigError, MalformedInputError
+from corpora.formats.chemprot import read_chemprot
 from corpora.formats.pubtator import read_pubtator
 from corpora.schema import Document, Span
 from tests.helpers.paths import ROOT
@@ -61,7 +58,9 @@ def chemprot_docs() -> list[Document]:
     return with_sentences(list(read_chemprot(CHEMPROT)))
 
 
-def _raw_chemprot() -> tuple[dict[str, str], dict[str, dict[str, tuple[str, int, int, str]]], list[tuple[str, str, str, str]]]:
+def _raw_chemprot() -> tuple[
+    dict[str, str], dict[str, dict[str, tuple[str, int, int, str]]], list[tuple[str, str, str, str]]
+]:
     """Independent parse of the raw sample: texts (title + " " + abstract), entities, gold relations."""
     texts = {}
     for line in CHEMPROT.read_text(encoding="utf-8").splitlines():
@@ -150,7 +149,10 @@ def test_marking_styles(chemprot_docs: list[Document]) -> None:
         _check_char_map(m, texts[c.document_id])
         # between its markers each argument's text (nested arguments: with the other's markers inside)
         strip = lambda x: re.sub(r"\[/?E[12]\] | \[/E[12]\]", "", x)  # noqa: E731
-        assert strip(m.text[m.arg1_inner[0] : m.arg1_inner[1]]) == a1 and strip(m.text[m.arg2_inner[0] : m.arg2_inner[1]]) == a2
+        assert (
+            strip(m.text[m.arg1_inner[0] : m.arg1_inner[1]]) == a1
+            and strip(m.text[m.arg2_inner[0] : m.arg2_inner[1]]) == a2
+        )
         if not overlap:
             assert m.text[m.arg1_inner[0] : m.arg1_inner[1]] == a1 and m.text[m.arg2_inner[0] : m.arg2_inner[1]] == a2
         assert m.text[m.arg1_span[0] :].startswith("[E1] ") and m.text[: m.arg1_span[1]].endswith(" [/E1]")
@@ -158,16 +160,27 @@ def test_marking_styles(chemprot_docs: list[Document]) -> None:
         # removing the markers gives back the sentence
         assert strip(m.text) == c.sentence
         t = mark_candidate(c, "typed_markers")
-        assert t.text[t.arg2_span[0] :].startswith("[E2-GENE] ") and t.text[t.arg1_span[0] :].startswith("[E1-CHEMICAL] ")
+        assert t.text[t.arg2_span[0] :].startswith("[E2-GENE] ") and t.text[t.arg1_span[0] :].startswith(
+            "[E1-CHEMICAL] "
+        )
         b = mark_candidate(c, "blue")
         _check_char_map(b, texts[c.document_id])
         if overlap:
             assert b.arg1_span == b.arg2_span and b.text[b.arg1_span[0] : b.arg1_span[1]] == "@CHEM-GENE$"
         else:
-            assert b.text[b.arg1_span[0] : b.arg1_span[1]] == "@CHEMICAL$" and b.text[b.arg2_span[0] : b.arg2_span[1]] == "@GENE$"
+            assert (
+                b.text[b.arg1_span[0] : b.arg1_span[1]] == "@CHEMICAL$"
+                and b.text[b.arg2_span[0] : b.arg2_span[1]] == "@GENE$"
+            )
             # putting the mentions back gives the sentence
             first, second = sorted([(b.arg1_span, a1), (b.arg2_span, a2)])
-            restored = b.text[: first[0][0]] + first[1] + b.text[first[0][1] : second[0][0]] + second[1] + b.text[second[0][1] :]
+            restored = (
+                b.text[: first[0][0]]
+                + first[1]
+                + b.text[first[0][1] : second[0][0]]
+                + second[1]
+                + b.text[second[0][1] :]
+            )
             assert restored == c.sentence
         e = mark_candidate(c, "bioelectra")
         _check_char_map(e, texts[c.document_id])
@@ -185,7 +198,12 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     from transformers import BertTokenizerFast
 
     wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(CHEMPROT.read_text(encoding="utf-8").splitlines(), vocab_size=500, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False)
+    wp.train_from_iterator(
+        CHEMPROT.read_text(encoding="utf-8").splitlines(),
+        vocab_size=500,
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        show_progress=False,
+    )
     d = tmp_path_factory.mktemp("tok")
     wp.save_model(str(d))
     tok = BertTokenizerFast.from_pretrained(str(d))
@@ -307,14 +325,19 @@ def test_read_blue_and_bioelectra_files(tmp_path: Path, tokenizer) -> None:
     rows = read_masked_re_tsv(blue)
     assert [r.id for r in rows] == ["10064839.T50.T56", "10064839.T51.T57", "10064839.T52.T58", "10064839.T51.T57"]
     assert [r.label for r in rows] == ["false", "CPR:4", "false", "CPR:3"]
-    assert rows[1].text[slice(*rows[1].arg1_span)] == "@CHEMICAL$" and rows[1].text[slice(*rows[1].arg2_span)] == "@GENE$"
+    assert (
+        rows[1].text[slice(*rows[1].arg1_span)] == "@CHEMICAL$" and rows[1].text[slice(*rows[1].arg2_span)] == "@GENE$"
+    )
     assert rows[1].arg2_span[0] == 0
     assert rows[2].arg1_span == rows[2].arg2_span and rows[2].text[slice(*rows[2].arg1_span)] == "@CHEM-GENE$"
     feats = tokenize_re(rows, tokenizer, {"false": 0, "CPR:4": 1, "CPR:3": 2}, max_length=64)
     assert [f["labels"] for f in feats] == [0, 1, 0, 2]
 
     bio = tmp_path / "train.tsv"
-    bio.write_text("sentence\tlabel\nBC6ENTG inhibitors are BC6ENTC - derived BC6OTHER .\tCPR:4\nBaseline CHEM , BC6ENTG .\tFalse\n", encoding="utf-8")
+    bio.write_text(
+        "sentence\tlabel\nBC6ENTG inhibitors are BC6ENTC - derived BC6OTHER .\tCPR:4\nBaseline CHEM , BC6ENTG .\tFalse\n",
+        encoding="utf-8",
+    )
     rows = read_masked_re_tsv(bio)
     assert [r.id for r in rows] == ["train:2", "train:3"] and [r.label for r in rows] == ["CPR:4", "False"]
     assert rows[0].text[slice(*rows[0].arg1_span)] == "BC6ENTC" and rows[0].arg2_span == (0, 7)
@@ -357,6 +380,10 @@ def test_chemprot_candidates_on_scispacy_sentences() -> None:
             chems = sum(1 for tid, v in ents[d.id].items() if where[tid] == k and v[0] == "CHEMICAL")
             genes = sum(1 for tid, v in ents[d.id].items() if where[tid] == k and v[0] != "CHEMICAL")
             expected += chems * genes
-        positives |= {(d.id, a1, a2) for pmid, _, a1, a2 in gold if pmid == d.id and where[a1] is not None and where[a1] == where[a2]}
+        positives |= {
+            (d.id, a1, a2)
+            for pmid, _, a1, a2 in gold
+            if pmid == d.id and where[a1] is not None and where[a1] == where[a2]
+        }
     assert len(cands) == expected > 200
     assert {(c.document_id, c.arg1.id, c.arg2.id) for c in cands if c.label != "false"} == positives

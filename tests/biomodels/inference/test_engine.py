@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers.annotation_models import NER_LABELS, ner_model_dir, re_model_dir, sample_vocab
-from biomodels.inference.engine import AnnotationEngine
 from biomodels.data.ner import NerExample, decode_entities, merge_ner_predictions, merge_word_scores, tokenize_ner
-from corpora.formats.conll import read_conll
+from biomodels.inference.engine import AnnotationEngine
 from corpora.errors import ConfigError, InputError, ModelError
-from corpora.preprocess.documents import preprocess_documents
-from corpora.preprocess.pipeline import build_pipeline
+from corpora.formats.conll import read_conll
 from corpora.formats.pubmed_xml import read_pubmed_xml
 from corpora.formats.pubtator import read_pubtator
+from corpora.preprocess.documents import preprocess_documents
+from corpora.preprocess.pipeline import build_pipeline
 from corpora.schema import Document, Entity, Passage, Span
+from tests.helpers.annotation_models import NER_LABELS, ner_model_dir, re_model_dir, sample_vocab
 from tests.helpers.paths import ROOT
 
 SAMPLES = ROOT / "corpora" / "samples"
@@ -75,21 +75,31 @@ def reference_entities(engine: AnnotationEngine, examples: list[NerExample]) -> 
     with torch.inference_mode():
         for f in feats:
             ids = torch.tensor([f["input_ids"]])
-            rows.append(tm.model(input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids)).logits[0])
+            rows.append(
+                tm.model(
+                    input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids)
+                ).logits[0]
+            )
     tags = merge_ner_predictions(feats, rows, examples, tm.labels, repair=True)
-    scores = [torch.softmax(torch.from_numpy(m), -1).max(-1).values.numpy() for m in merge_word_scores(feats, rows, examples)]
+    scores = [
+        torch.softmax(torch.from_numpy(m), -1).max(-1).values.numpy() for m in merge_word_scores(feats, rows, examples)
+    ]
     return [decode_entities(ex.offsets, t, s.tolist()) for ex, t, s in zip(examples, tags, scores)]
 
 
 def _examples_of(docs: list[Document]) -> list[NerExample]:
     from biomodels.data.ner import convert_documents
 
-    return convert_documents([Document(d.id, d.document_id, passages=d.passages, sentences=d.sentences, tokens=d.tokens) for d in docs])[0]
+    return convert_documents(
+        [Document(d.id, d.document_id, passages=d.passages, sentences=d.sentences, tokens=d.tokens) for d in docs]
+    )[0]
 
 
 def _assert_same(engine_spans, reference_spans) -> None:
     assert [(s, e, t) for s, e, t, _ in engine_spans] == [(s, e, t) for s, e, t, _ in reference_spans]
-    np.testing.assert_allclose([sc for *_, sc in engine_spans], [sc for *_, sc in reference_spans], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        [sc for *_, sc in engine_spans], [sc for *_, sc in reference_spans], rtol=1e-4, atol=1e-5
+    )
 
 
 # ------------------------------------------------------------------------------------------ NER
@@ -105,7 +115,7 @@ def test_offsets_exact_on_every_pubmed_sample(pubmed_docs, dirs):
     for d, starts, ends in zip(docs, token_starts, token_ends):
         text = d.text
         for e in d.entities:
-            (s, t), = e.offsets
+            ((s, t),) = e.offsets
             assert text[s:t] == e.text[0]
             assert s in starts and t in ends  # on scispaCy token boundaries
             assert any(sent.start <= s and t <= sent.end for sent in d.sentences)  # inside one sentence
@@ -154,14 +164,22 @@ def test_sentence_of_5000_tokens(engine, pubmed_docs):
     for w in words:
         tokens.append(Span(cursor, cursor + len(w)))
         cursor += len(w) + 1
-    doc = Document("long", "long", passages=[Passage("p", "abstract", text, [[0, len(text)]])], sentences=[Span(0, len(text))], tokens=tokens)
+    doc = Document(
+        "long",
+        "long",
+        passages=[Passage("p", "abstract", text, [[0, len(text)]])],
+        sentences=[Span(0, len(text))],
+        tokens=tokens,
+    )
     eng = AnnotationEngine(engine.ner.task_model.path, device="cpu", batch_tokens=512)
     (out,) = list(eng.annotate([doc]))
     assert len(out.entities) > 100
     for e in out.entities:
         assert text[e.offsets[0][0] : e.offsets[0][1]] == e.text[0]
-    _assert_same(sorted((e.offsets[0][0], e.offsets[0][1], e.type, e.score) for e in out.entities),
-                 reference_entities(eng, _examples_of([doc]))[0])
+    _assert_same(
+        sorted((e.offsets[0][0], e.offsets[0][1], e.type, e.score) for e in out.entities),
+        reference_entities(eng, _examples_of([doc]))[0],
+    )
 
 
 @pytest.mark.slow
@@ -169,9 +187,21 @@ def test_trained_model_finds_diseases(tmp_path):
     """A 2-layer model trained for 150 steps on the NCBI sample through `biomodels.training.api`."""
     from biomodels.training.api import train
 
-    config = {"layers": 2, "hidden": 64, "heads": 2, "max_positions": 128, "max_steps": 150, "batch_size": 16,
-              "vocab_size": 800, "lower_case": True, "learning_rate": 5e-3, "save_every": None, "precision": "fp32",
-              "progress": False, "device": "cpu"}
+    config = {
+        "layers": 2,
+        "hidden": 64,
+        "heads": 2,
+        "max_positions": 128,
+        "max_steps": 150,
+        "batch_size": 16,
+        "vocab_size": 800,
+        "lower_case": True,
+        "learning_rate": 5e-3,
+        "save_every": None,
+        "precision": "fp32",
+        "progress": False,
+        "device": "cpu",
+    }
     train("ner", "scratch", [SAMPLES / "ncbi-disease" / "train_sample.tsv"], None, tmp_path / "m", config)
     dev = list(read_conll(SAMPLES / "ncbi-disease" / "devel_sample.tsv"))
     gold = {(d.id, e.offsets[0][0], e.offsets[0][1]) for d in dev for e in d.entities}
@@ -184,8 +214,12 @@ def test_trained_model_finds_diseases(tmp_path):
     for d in out:
         for e in d.entities:
             assert d.text[e.offsets[0][0] : e.offsets[0][1]] == e.text[0]
-    _assert_same(sorted((e.offsets[0][0], e.offsets[0][1], e.type, e.score) for d in out for e in d.entities if d.id == out[0].id),
-                 reference_entities(eng, _examples_of(dev[:1]))[0])
+    _assert_same(
+        sorted(
+            (e.offsets[0][0], e.offsets[0][1], e.type, e.score) for d in out for e in d.entities if d.id == out[0].id
+        ),
+        reference_entities(eng, _examples_of(dev[:1]))[0],
+    )
 
 
 def test_annotator_names_the_weights(engine, dirs):
@@ -202,8 +236,11 @@ def _independent_pairs(doc: Document, pairs: set[tuple[str, str]]) -> set[tuple[
     """Ordered (arg1, arg2) entity pairs in one sentence whose types form a pair of the task."""
     found = set()
     for sent in doc.sentences:
-        inside = [e for e in doc.entities
-                  if sent.start <= min(a for a, _ in e.offsets) < sent.end and max(b for _, b in e.offsets) <= sent.end]
+        inside = [
+            e
+            for e in doc.entities
+            if sent.start <= min(a for a, _ in e.offsets) < sent.end and max(b for _, b in e.offsets) <= sent.end
+        ]
         for a in inside:
             for b in inside:
                 if a.id != b.id and (a.type, b.type) in pairs:
@@ -249,7 +286,9 @@ def test_relation_scores_are_the_softmax_of_the_marked_input(pubmed_docs, engine
 
 
 def test_re_over_the_documents_own_entities(dirs, nlp):
-    docs = list(preprocess_documents(list(read_pubtator(SAMPLES / "bc5cdr" / "CDR_train_sample.PubTator.txt"))[:10], nlp))
+    docs = list(
+        preprocess_documents(list(read_pubtator(SAMPLES / "bc5cdr" / "CDR_train_sample.PubTator.txt"))[:10], nlp)
+    )
     gold_entities = {d.id: [e.id for e in d.entities] for d in docs}
     gold_relations = {d.id: len(d.relations) for d in docs}
     expected = {d.id: _independent_pairs(d, {("Chemical", "Disease")}) for d in docs}
@@ -258,7 +297,7 @@ def test_re_over_the_documents_own_entities(dirs, nlp):
     total = 0
     for d in eng.annotate(docs):
         assert [e.id for e in d.entities] == gold_entities[d.id]
-        new = d.relations[gold_relations[d.id]:]
+        new = d.relations[gold_relations[d.id] :]
         assert all(r.annotator == eng.annotators["re"] for r in new)
         assert {(r.arg1_id, r.arg2_id) for r in new} <= expected[d.id]
         total += len(expected[d.id])
@@ -272,8 +311,12 @@ def test_re_types_the_ner_model_never_produces(dirs, tmp_path, caplog):
     with pytest.raises(ModelError, match=r"never produces.*\['Gene'\]"):
         AnnotationEngine(gene_ner, dirs["re"], device="cpu")
     # ChemProt pairs (CHEMICAL, GENE-Y) and (CHEMICAL, GENE-N): an NER model without GENE-N gets a warning
-    chem_ner = ner_model_dir(tmp_path / "chem", dirs["vocab"], labels=["O", "B-CHEMICAL", "I-CHEMICAL", "B-GENE-Y", "I-GENE-Y"])
-    chemprot_re = re_model_dir(tmp_path / "cp", dirs["vocab"], relation_task="chemprot", labels=["false", "CPR:3", "CPR:4"])
+    chem_ner = ner_model_dir(
+        tmp_path / "chem", dirs["vocab"], labels=["O", "B-CHEMICAL", "I-CHEMICAL", "B-GENE-Y", "I-GENE-Y"]
+    )
+    chemprot_re = re_model_dir(
+        tmp_path / "cp", dirs["vocab"], relation_task="chemprot", labels=["false", "CPR:3", "CPR:4"]
+    )
     with caplog.at_level(logging.WARNING, logger="biomodels.inference.engine"):
         eng = AnnotationEngine(chem_ner, chemprot_re, device="cpu")
     assert "never produces ['GENE-N']" in caplog.text
@@ -284,7 +327,9 @@ def test_re_types_the_ner_model_never_produces(dirs, tmp_path, caplog):
 
 
 def test_existing_annotations_replaced_or_kept(dirs, nlp):
-    docs = list(preprocess_documents(list(read_pubtator(SAMPLES / "ncbi-disease" / "NCBI_train_sample.PubTator.txt"))[:8], nlp))
+    docs = list(
+        preprocess_documents(list(read_pubtator(SAMPLES / "ncbi-disease" / "NCBI_train_sample.PubTator.txt"))[:8], nlp)
+    )
     gold = {d.id: copy.deepcopy(d.entities) for d in docs}
     assert sum(map(len, gold.values())) > 20
     replaced = list(AnnotationEngine(dirs["ner"], device="cpu").annotate(_fresh(docs)))
@@ -292,7 +337,7 @@ def test_existing_annotations_replaced_or_kept(dirs, nlp):
     for r, k in zip(replaced, kept):
         assert all(e.annotator for e in r.entities)
         assert k.entities[: len(gold[k.id])] == gold[k.id]
-        predicted = k.entities[len(gold[k.id]):]
+        predicted = k.entities[len(gold[k.id]) :]
         assert [(e.offsets, e.type, e.score) for e in predicted] == [(e.offsets, e.type, e.score) for e in r.entities]
         assert len({e.id for e in k.entities}) == len(k.entities)  # no id collides with a gold id
     with pytest.raises(ConfigError, match="existing"):
@@ -301,8 +346,12 @@ def test_existing_annotations_replaced_or_kept(dirs, nlp):
 
 def test_empty_documents_pass_through(engine):
     empty = Document("e0", "e0")
-    blank = Document("e1", "e1", passages=[Passage("p", "title", "   \n ", [[0, 5]])],
-                     entities=[Entity("T1", "Disease", ["x"], [[0, 1]])])
+    blank = Document(
+        "e1",
+        "e1",
+        passages=[Passage("p", "title", "   \n ", [[0, 5]])],
+        entities=[Entity("T1", "Disease", ["x"], [[0, 1]])],
+    )
     out = list(engine.annotate([empty, blank]))
     assert [d.id for d in out] == ["e0", "e1"]
     assert all(d.entities == [] and d.relations == [] for d in out)
@@ -324,7 +373,9 @@ def test_document_without_sentences(engine, pubmed_docs, dirs):
     assert eng.stats.preprocessed_documents == 1
 
 
-@pytest.mark.parametrize("missing", ["model.safetensors", "labels.json", "tokenizer.json", "biomed.json", "config.json"])
+@pytest.mark.parametrize(
+    "missing", ["model.safetensors", "labels.json", "tokenizer.json", "biomed.json", "config.json"]
+)
 def test_model_dir_with_a_missing_file(dirs, tmp_path, missing):
     broken = tmp_path / "broken"
     shutil.copytree(dirs["ner"], broken)
@@ -413,7 +464,9 @@ def test_relation_task_and_style_from_biomed_json(tmp_path):
     assert relation_task_of(tm(relation_task="ddi")).name == "ddi"  # every trainable task can annotate
     with pytest.raises(ModelError, match="relation_task 'no-such-task'"):
         relation_task_of(tm(relation_task="no-such-task"))
-    assert input_style_of(tm(marker_style="masked-tsv", marker_tokens=["BC6ENTC", "BC6ENTG", "BC6OTHER"])) == "bioelectra"
+    assert (
+        input_style_of(tm(marker_style="masked-tsv", marker_tokens=["BC6ENTC", "BC6ENTG", "BC6OTHER"])) == "bioelectra"
+    )
     assert input_style_of(tm(marker_style="masked-tsv", marker_tokens=[])) == "blue"
     assert input_style_of(tm(marker_style="typed_markers")) == "typed_markers"
     with pytest.raises(ModelError, match="marker_style 'arrows'"):

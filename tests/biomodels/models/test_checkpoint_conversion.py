@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import megatron_fixtures as fx
-
 from biomodels.models.checkpoint_conversion import convert_checkpoint, split_fused_qkv  # noqa: E402
 from corpora.errors import ConfigError, ModelError  # noqa: E402
+from tests.helpers import megatron_fixtures as fx
 
 TOL = 1e-5
 
@@ -69,7 +68,10 @@ def test_split_fused_qkv_each_layout() -> None:
     q, k, v = (torch.randn(fx.HIDDEN, fx.HIDDEN, generator=g) for _ in range(3))
     qb, kb, vb = (torch.randn(fx.HIDDEN, generator=g) for _ in range(3))
     for version in (0, 1.0, 2.0, 3.0):
-        for fused, parts in ((fx.fuse_qkv(q, k, v, version), (q, k, v)), (fx.fuse_qkv(qb, kb, vb, version), (qb, kb, vb))):
+        for fused, parts in (
+            (fx.fuse_qkv(q, k, v, version), (q, k, v)),
+            (fx.fuse_qkv(qb, kb, vb, version), (qb, kb, vb)),
+        ):
             got = split_fused_qkv(fused, version, fx.HEADS)
             for a, b in zip(got, parts):
                 assert torch.equal(a, b)
@@ -102,12 +104,24 @@ def test_nemo_megatronbert_pt(tmp_path: Path) -> None:
     src = fx.save_nemo_pt(tmp_path / "MegatronBERT.pt", w)
     fx.write_vocab(tmp_path / "vocab.txt")
     cfg = tmp_path / "bert_config.json"  # NeMo's old config spelling
-    cfg.write_text(json.dumps({"hidden-size": fx.HIDDEN, "num-attention-heads": fx.HEADS, "num-layers": fx.LAYERS,
-                               "max-seq-length": fx.POSITIONS}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "hidden-size": fx.HIDDEN,
+                "num-attention-heads": fx.HEADS,
+                "num-layers": fx.LAYERS,
+                "max-seq-length": fx.POSITIONS,
+            }
+        )
+    )
     out = convert_checkpoint(src, tmp_path / "hf", preset="megatron-bert-uncased", config=cfg)
     assert torch.allclose(hidden_states(out), reference(w), atol=TOL, rtol=0)
     meta = json.loads((out / "biomed.json").read_text())
-    assert (meta["source_layout"], meta["checkpoint_version"], meta["preset"]) == ("nemo-pt", 0.0, "megatron-bert-uncased")
+    assert (meta["source_layout"], meta["checkpoint_version"], meta["preset"]) == (
+        "nemo-pt",
+        0.0,
+        "megatron-bert-uncased",
+    )
     assert meta["heads"]["pooler"] is False
 
 
@@ -197,7 +211,16 @@ def test_sources_disagreeing_on_heads(tmp_path: Path) -> None:
     src = fx.save_megatron_lm(tmp_path / "model_optim_rng.pt", fx.make_weights(), 2.0)
     fx.write_vocab(tmp_path / "vocab.txt")
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"num_layers": fx.LAYERS, "hidden_size": fx.HIDDEN, "num_attention_heads": 8,
-                               "max_position_embeddings": fx.POSITIONS, "ffn_hidden_size": fx.FFN}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "num_layers": fx.LAYERS,
+                "hidden_size": fx.HIDDEN,
+                "num_attention_heads": 8,
+                "max_position_embeddings": fx.POSITIONS,
+                "ffn_hidden_size": fx.FFN,
+            }
+        )
+    )
     with pytest.raises(ModelError, match="disagree on the number of attention heads"):
         convert_checkpoint(src, tmp_path / "hf", config=cfg)

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import megatron_fixtures as fx
-
-from biomodels.models.task_models import add_marker_tokens, build_model  # noqa: E402
 from biomodels.models.presets import PRESETS, config_from_file, config_from_preset, pad_vocab_size, scratch_config  # noqa: E402
 from biomodels.models.registry import ensure_huggingface, list_models, resolve_model  # noqa: E402
+from biomodels.models.task_models import add_marker_tokens, build_model  # noqa: E402
 from corpora.errors import ConfigError, ModelError  # noqa: E402
 from pipelines.cli import main  # noqa: E402
+from tests.helpers import megatron_fixtures as fx
 
 
 @pytest.fixture(autouse=True)
@@ -39,16 +38,28 @@ def test_named_presets_and_their_configs() -> None:
     from transformers.activations import ACT2FN
 
     assert set(PRESETS) == {
-        "megatron-bert-345m-cased", "megatron-bert-345m-uncased", "biomegatron-bert-345m-cased",
-        "biomegatron-bert-345m-uncased", "megatron-bert-cased", "megatron-bert-uncased",
+        "megatron-bert-345m-cased",
+        "megatron-bert-345m-uncased",
+        "biomegatron-bert-345m-cased",
+        "biomegatron-bert-345m-uncased",
+        "megatron-bert-cased",
+        "megatron-bert-uncased",
     }
     for name, preset in PRESETS.items():
         assert preset.lower_case == name.endswith("-uncased")
         assert preset.custom == (name in {"megatron-bert-cased", "megatron-bert-uncased"})
     assert pad_vocab_size(30522) == 30592 and pad_vocab_size(128) == 128 and pad_vocab_size(129) == 256
     cfg = config_from_preset("biomegatron-bert-345m-uncased")
-    got = (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size,
-           cfg.max_position_embeddings, cfg.type_vocab_size, cfg.layer_norm_eps, cfg.vocab_size)
+    got = (
+        cfg.num_hidden_layers,
+        cfg.hidden_size,
+        cfg.num_attention_heads,
+        cfg.intermediate_size,
+        cfg.max_position_embeddings,
+        cfg.type_vocab_size,
+        cfg.layer_norm_eps,
+        cfg.vocab_size,
+    )
     assert got == (24, 1024, 16, 4096, 512, 2, 1e-5, 30592)
     x = torch.linspace(-4, 4, 101)
     tanh_form = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
@@ -64,12 +75,22 @@ def test_named_presets_and_their_configs() -> None:
 
 def test_config_from_user_files(tmp_path: Path) -> None:
     nemo_yaml = tmp_path / "model_config.yaml"
-    nemo_yaml.write_text("model:\n  num_layers: 3\n  hidden_size: 48\n  num_attention_heads: 6\n"
-                         "  max_position_embeddings: 256\n  layernorm_epsilon: 1.0e-5\n  make_vocab_size_divisible_by: 64\n")
+    nemo_yaml.write_text(
+        "model:\n  num_layers: 3\n  hidden_size: 48\n  num_attention_heads: 6\n"
+        "  max_position_embeddings: 256\n  layernorm_epsilon: 1.0e-5\n  make_vocab_size_divisible_by: 64\n"
+    )
     cfg = config_from_file(nemo_yaml, vocab_size=100)
-    assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, cfg.vocab_size) == (3, 48, 6, 192, 128)
+    assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, cfg.vocab_size) == (
+        3,
+        48,
+        6,
+        192,
+        128,
+    )
     old_json = tmp_path / "bert_config.json"
-    old_json.write_text(json.dumps({"hidden-size": 64, "num-attention-heads": 4, "num-layers": 2, "max-seq-length": 128}))
+    old_json.write_text(
+        json.dumps({"hidden-size": 64, "num-attention-heads": 4, "num-layers": 2, "max-seq-length": 128})
+    )
     cfg = config_from_file(old_json, vocab_size=30522)
     assert (cfg.num_hidden_layers, cfg.max_position_embeddings, cfg.vocab_size) == (2, 128, 30592)
     incomplete = tmp_path / "partial.json"
@@ -80,7 +101,12 @@ def test_config_from_user_files(tmp_path: Path) -> None:
 
 def test_scratch_config() -> None:
     cfg = scratch_config(2, 32, 4, 100)
-    assert (cfg.vocab_size, cfg.intermediate_size, cfg.max_position_embeddings, cfg.layer_norm_eps) == (128, 128, 512, 1e-5)
+    assert (cfg.vocab_size, cfg.intermediate_size, cfg.max_position_embeddings, cfg.layer_norm_eps) == (
+        128,
+        128,
+        512,
+        1e-5,
+    )
     with pytest.raises(ConfigError, match="not a multiple"):
         scratch_config(2, 30, 4, 100)
 
@@ -110,13 +136,23 @@ def test_preset_folder_converted_in_place_on_first_use(home: Path) -> None:
     fx.write_vocab(folder / "vocab.txt")
     status = {s.preset: s for s in list_models()}["megatron-bert-uncased"]
     assert not status.present  # a custom preset also needs its config file
-    (folder / "bert_config.json").write_text(json.dumps(
-        {"hidden-size": fx.HIDDEN, "num-attention-heads": fx.HEADS, "num-layers": fx.LAYERS, "max-seq-length": fx.POSITIONS}))
+    (folder / "bert_config.json").write_text(
+        json.dumps(
+            {
+                "hidden-size": fx.HIDDEN,
+                "num-attention-heads": fx.HEADS,
+                "num-layers": fx.LAYERS,
+                "max-seq-length": fx.POSITIONS,
+            }
+        )
+    )
     status = {s.preset: s for s in list_models()}["megatron-bert-uncased"]
     assert (status.present, status.form) == (True, "checkpoint")
     assert resolve_model("megatron-bert-uncased").kind == "megatron-checkpoint"
 
-    model, tokenizer, info = build_model("ner", "megatron-bert-uncased", 3, id2label={0: "O", 1: "B-Disease", 2: "I-Disease"})
+    model, tokenizer, info = build_model(
+        "ner", "megatron-bert-uncased", 3, id2label={0: "O", 1: "B-Disease", 2: "I-Disease"}
+    )
     assert info.model_dir == str(folder) and info.lower_case is True
     assert info.new_modules == ["classifier"]
     ref = fx.reference_forward(w, *fx.sample_inputs())
@@ -144,9 +180,17 @@ def _embo_like_dir(path: Path, w: fx.TinyWeights, record_casing: bool = True) ->
     """A HuggingFace folder shaped like the public EMBO conversions: initializer_range 0.2, eps 1e-12."""
     from transformers import MegatronBertConfig, MegatronBertModel
 
-    cfg = MegatronBertConfig(vocab_size=fx.PADDED_VOCAB, hidden_size=fx.HIDDEN, num_hidden_layers=fx.LAYERS,
-                             num_attention_heads=fx.HEADS, intermediate_size=fx.FFN, max_position_embeddings=fx.POSITIONS,
-                             hidden_act="gelu_new", initializer_range=0.2, layer_norm_eps=1e-12)
+    cfg = MegatronBertConfig(
+        vocab_size=fx.PADDED_VOCAB,
+        hidden_size=fx.HIDDEN,
+        num_hidden_layers=fx.LAYERS,
+        num_attention_heads=fx.HEADS,
+        intermediate_size=fx.FFN,
+        max_position_embeddings=fx.POSITIONS,
+        hidden_act="gelu_new",
+        initializer_range=0.2,
+        layer_norm_eps=1e-12,
+    )
     model = MegatronBertModel(cfg)
     model.pooler.dense.weight.data.copy_(w.pooler_w)
     path.mkdir(parents=True)
@@ -182,10 +226,13 @@ def test_missing_pooler_is_initialised_for_re(tmp_path: Path) -> None:
     flat = fx.save_nemo_pt(tmp_path / "flat" / "MegatronBERT.pt", w)  # NeMo 1.0 .pt: no pooler
     fx.write_vocab(tmp_path / "flat" / "vocab.txt")
     (tmp_path / "flat" / "model_config.yaml").write_text(
-        f"num_layers: {fx.LAYERS}\nhidden_size: {fx.HIDDEN}\nnum_attention_heads: {fx.HEADS}\nmax_position_embeddings: {fx.POSITIONS}\n")
+        f"num_layers: {fx.LAYERS}\nhidden_size: {fx.HIDDEN}\nnum_attention_heads: {fx.HEADS}\nmax_position_embeddings: {fx.POSITIONS}\n"
+    )
     from biomodels.models.checkpoint_conversion import convert_checkpoint
 
-    out = convert_checkpoint(flat, tmp_path / "flat-hf", preset="megatron-bert-uncased", config=tmp_path / "flat" / "model_config.yaml")
+    out = convert_checkpoint(
+        flat, tmp_path / "flat-hf", preset="megatron-bert-uncased", config=tmp_path / "flat" / "model_config.yaml"
+    )
     model, _, info = build_model("re", out, 5)
     assert info.new_modules == ["bert.pooler.dense", "classifier"]
     assert 0.012 < model.bert.pooler.dense.weight.std().item() < 0.028
@@ -212,8 +259,9 @@ def test_scratch_model_and_marker_tokens(tmp_path: Path) -> None:
     vocab = fx.write_vocab(tmp_path / "vocab.txt")
     with pytest.raises(ConfigError, match="vocabulary"):
         build_model("re", "scratch", 4, scratch_config=scratch_config(2, 32, 4, 100))
-    model, tok, info = build_model("re", "scratch", 4, scratch_config=scratch_config(2, 32, 4, 100, max_positions=64),
-                                   vocab=vocab, lower_case=True)
+    model, tok, info = build_model(
+        "re", "scratch", 4, scratch_config=scratch_config(2, 32, 4, 100, max_positions=64), vocab=vocab, lower_case=True
+    )
     assert model.get_input_embeddings().weight.shape == (128, 32) and len(tok) == 100
     ids = add_marker_tokens(model, tok, ["[E1]", "[/E1]", "[E2]", "[/E2]"])
     assert ids == [100, 101, 102, 103]

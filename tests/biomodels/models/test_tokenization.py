@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import megatron_fixtures as fx
-
 from biomodels.models.tokenization import SPECIAL_TOKENS, build_tokenizer, load_tokenizer, read_vocab  # noqa: E402
 from biomodels.models.vocab_training import train_wordpiece_vocab  # noqa: E402
 from corpora.errors import ConfigError, EmptyInputError, ModelError  # noqa: E402
 from pipelines.cli import main  # noqa: E402
+from tests.helpers import megatron_fixtures as fx
 from tests.helpers.paths import ROOT
 
 SAMPLES = ROOT / "corpora" / "samples"

@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import shutil
-from tests.helpers.raw_formats import raw_conll
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from biomodels.training.config import RunConfig, build_config
 from corpora.errors import ConfigError, InputError, ModelError
 from pipelines.cli import main
 from tests.helpers.paths import ROOT
+from tests.helpers.raw_formats import raw_conll
 
 SAMPLES = ROOT / "corpora" / "samples"
 NCBI_TRAIN = SAMPLES / "ncbi-disease" / "train_sample.tsv"
@@ -88,11 +88,29 @@ def ner_run(tmp_path_factory):
     api_log.setLevel(logging.INFO)
     torch.set_num_threads(1)
     try:
-        code, stdout, stderr = run_cli([
-            "train", "ner", "--model", "scratch", "--train", str(NCBI_TRAIN), "--dev", str(NCBI_DEV),
-            "--out", str(out), "--config", str(config), "--batch-size", "16", "--max-steps", "60", "--seed", str(SEED),
-            "--no-progress",
-        ])
+        code, stdout, stderr = run_cli(
+            [
+                "train",
+                "ner",
+                "--model",
+                "scratch",
+                "--train",
+                str(NCBI_TRAIN),
+                "--dev",
+                str(NCBI_DEV),
+                "--out",
+                str(out),
+                "--config",
+                str(config),
+                "--batch-size",
+                "16",
+                "--max-steps",
+                "60",
+                "--seed",
+                str(SEED),
+                "--no-progress",
+            ]
+        )
     finally:
         api_log.removeHandler(handler)
         api_log.setLevel(level)
@@ -102,8 +120,18 @@ def ner_run(tmp_path_factory):
 
 def test_ner_output_directory_is_complete(ner_run):
     out = ner_run["out"]
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
-                 "labels.json", "biomed.json", "metrics.json", "training.png", "dev_metrics.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "labels.json",
+        "biomed.json",
+        "metrics.json",
+        "training.png",
+        "dev_metrics.json",
+    ):
         assert (out / name).is_file(), name
     assert (out / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     labels = json.loads((out / "labels.json").read_text())["labels"]
@@ -200,8 +228,11 @@ def test_ner_resume_continues_from_checkpoint(ner_run, tmp_path):
     original = json.loads((ner_run["out"] / "metrics.json").read_text())["history"]["train"]
     assert history[:60] == original  # steps 1-60 came from the checkpoint, 61-70 were trained now
     meta = json.loads((out / "biomed.json").read_text())
-    assert meta["resumed"] is True and meta["source_model"]["vocab"]["sha256"] == json.loads(
-        (ner_run["out"] / "biomed.json").read_text())["source_model"]["vocab"]["sha256"]
+    assert (
+        meta["resumed"] is True
+        and meta["source_model"]["vocab"]["sha256"]
+        == json.loads((ner_run["out"] / "biomed.json").read_text())["source_model"]["vocab"]["sha256"]
+    )
 
 
 def chemprot_gold_pairs() -> Counter:
@@ -215,13 +246,26 @@ def chemprot_gold_pairs() -> Counter:
 
 def test_re_chemprot_trains_and_excludes_the_negative_class(tmp_path):
     out = tmp_path / "re"
-    result = train("re", "scratch", [CHEMPROT], [CHEMPROT], out,
-                   {**TINY, "max_steps": 8, "batch_size": 16, "lr": 1e-3, "vocab_size": 1500, "max_length": 160})
+    result = train(
+        "re",
+        "scratch",
+        [CHEMPROT],
+        [CHEMPROT],
+        out,
+        {**TINY, "max_steps": 8, "batch_size": 16, "lr": 1e-3, "vocab_size": 1500, "max_length": 160},
+    )
     assert result.global_step == 8
     meta = json.loads((out / "biomed.json").read_text())
     assert meta["relation_task"] == "chemprot" and meta["marker_style"] == "entity_markers"
     assert meta["marker_tokens"] == ["[E1]", "[/E1]", "[E2]", "[/E2]"]
-    assert json.loads((out / "labels.json").read_text())["labels"] == ["false", "CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9"]
+    assert json.loads((out / "labels.json").read_text())["labels"] == [
+        "false",
+        "CPR:3",
+        "CPR:4",
+        "CPR:5",
+        "CPR:6",
+        "CPR:9",
+    ]
     m = evaluate("re", out, CHEMPROT)
     assert m["labels"] == ["CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9"] and "false" not in m["per_class"]
     gold = chemprot_gold_pairs()
@@ -271,8 +315,13 @@ def squad_from_pubtator(path: Path, n_docs: int) -> dict:
         for k, (start, end, mention) in enumerate(d["mentions"]):
             assert context[start:end] == mention
             before = " ".join(context[:start].split()[-3:])
-            qas.append({"id": f"{pmid}-{k}", "question": f"Which disease is named after '{before}'?",
-                        "answers": [{"text": mention, "answer_start": start}]})
+            qas.append(
+                {
+                    "id": f"{pmid}-{k}",
+                    "question": f"Which disease is named after '{before}'?",
+                    "answers": [{"text": mention, "answer_start": start}],
+                }
+            )
         data.append({"title": pmid, "paragraphs": [{"context": context, "qas": qas}]})
     return {"version": "1.1", "data": data}
 
@@ -283,8 +332,14 @@ def test_qa_trains_and_evaluates(tmp_path):
     path = tmp_path / "squad.json"
     path.write_text(json.dumps(squad), encoding="utf-8")
     out = tmp_path / "qa"
-    result = train("qa", "scratch", [path], [path], out,
-                   {**TINY, "max_steps": 4, "batch_size": 8, "lr": 1e-3, "vocab_size": 400, "max_length": 192, "stride": 64})
+    result = train(
+        "qa",
+        "scratch",
+        [path],
+        [path],
+        out,
+        {**TINY, "max_steps": 4, "batch_size": 8, "lr": 1e-3, "vocab_size": 400, "max_length": 192, "stride": 64},
+    )
     assert result.global_step == 4 and not (out / "labels.json").exists()
     m = evaluate("qa", out, path)
     assert m["total"] == n_questions and 0.0 <= m["exact_match"] <= m["f1"] <= 100.0
@@ -298,8 +353,10 @@ def test_qa_trains_and_evaluates(tmp_path):
 
 def test_config_toml_sections_and_overrides(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('[train]\nlearning_rate = "2e-4"\nepochs = 4\n[model]\nlayers = 3\n[data]\nentity_types = ["Disease"]\n',
-                    encoding="utf-8")
+    path.write_text(
+        '[train]\nlearning_rate = "2e-4"\nepochs = 4\n[model]\nlayers = 3\n[data]\nentity_types = ["Disease"]\n',
+        encoding="utf-8",
+    )
     cfg = build_config(path, {"epochs": 9, "max_length": None})
     assert (cfg.learning_rate, cfg.epochs, cfg.layers, cfg.entity_types) == (2e-4, 9, 3, ["Disease"])
     resolved = cfg.resolved("ner")
@@ -307,16 +364,34 @@ def test_config_toml_sections_and_overrides(tmp_path):
     assert build_config(None, {"lr": None}).resolved("re").learning_rate == 2e-5
 
 
-@pytest.mark.parametrize("text, key", [("learning_rte: 0.1\n", "learning_rte"), ("train:\n  epoch: 2\n", "train.epoch"),
-                                       ("batch_size: many\n", "batch_size")])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("learning_rte: 0.1\n", "learning_rte"),
+        ("train:\n  epoch: 2\n", "train.epoch"),
+        ("batch_size: many\n", "batch_size"),
+    ],
+)
 def test_bad_config_key_or_value_names_key_and_file(tmp_path, text, key):
     path = tmp_path / "bad.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         build_config(path)
     assert key in str(err.value) and str(path) in str(err.value)
-    code, _, stderr = run_cli(["train", "ner", "--model", "scratch", "--train", str(NCBI_TRAIN), "--out",
-                               str(tmp_path / "o"), "--config", str(path)])
+    code, _, stderr = run_cli(
+        [
+            "train",
+            "ner",
+            "--model",
+            "scratch",
+            "--train",
+            str(NCBI_TRAIN),
+            "--out",
+            str(tmp_path / "o"),
+            "--config",
+            str(path),
+        ]
+    )
     assert code == 1 and key in stderr
 
 
@@ -342,7 +417,9 @@ def test_missing_train_file_names_it(tmp_path):
     missing = tmp_path / "nope.tsv"
     with pytest.raises(InputError, match="nope.tsv"):
         train("ner", "scratch", [missing], None, tmp_path / "o", TINY)
-    code, _, stderr = run_cli(["train", "ner", "--model", "scratch", "--train", str(missing), "--out", str(tmp_path / "o")])
+    code, _, stderr = run_cli(
+        ["train", "ner", "--model", "scratch", "--train", str(missing), "--out", str(tmp_path / "o")]
+    )
     assert code == 1 and str(missing) in stderr
 
 
@@ -372,15 +449,23 @@ def test_train_flow_publishes_metrics_table(prefect_harness, tmp_path):
     from pipelines.flows.train import train_flow
 
     out = tmp_path / "flow"
-    result = train_flow("ner", "scratch", [str(NCBI_DEV)], [str(NCBI_DEV)], str(out),
-                        config_overrides={**TINY, "max_steps": 3, "batch_size": 16, "vocab_size": 500})
+    result = train_flow(
+        "ner",
+        "scratch",
+        [str(NCBI_DEV)],
+        [str(NCBI_DEV)],
+        str(out),
+        config_overrides={**TINY, "max_steps": 3, "batch_size": 16, "vocab_size": 500},
+    )
     assert result["global_step"] == 3 and (out / "biomed.json").is_file()
 
     async def latest_table():
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
         async with get_client() as client:
-            arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-metrics"])))
+            arts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-metrics"]))
+            )
             return arts[-1]
 
     artifact = asyncio.run(latest_table())
@@ -404,10 +489,40 @@ def test_torchrun_two_ranks_one_writer(tmp_path):
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(var, None)
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pipelines.cli",
-           "train", "ner", "--model", "scratch", "--train", str(NCBI_DEV), "--dev", str(NCBI_DEV), "--out", str(out),
-           "--layers", "2", "--hidden", "32", "--heads", "2", "--vocab-size", "300", "--max-steps", "4",
-           "--batch-size", "8", "--log-every", "2", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "pipelines.cli",
+        "train",
+        "ner",
+        "--model",
+        "scratch",
+        "--train",
+        str(NCBI_DEV),
+        "--dev",
+        str(NCBI_DEV),
+        "--out",
+        str(out),
+        "--layers",
+        "2",
+        "--hidden",
+        "32",
+        "--heads",
+        "2",
+        "--vocab-size",
+        "300",
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--log-every",
+        "2",
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()

@@ -31,9 +31,21 @@ def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch
         env.pop(var, None)
     ddp_dir = tmp_path / "ddp"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(WORKER), str(ddp_dir), "4"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(WORKER),
+            str(ddp_dir),
+            "4",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     # the 1-process reference runs here meanwhile (the launcher spends most time importing)
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
@@ -65,17 +77,24 @@ def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch
     assert m2["world_size"] == 2 and m1["world_size"] == 1
     assert m1["global_step"] == m2["global_step"] == 12  # 48 features / global batch 8, 2 epochs
     # each rank counts its own tokens; the logged totals are summed over ranks
-    assert m1["real_tokens"] == m2["real_tokens"] == 2 * sum(
-        len(f["input_ids"]) for f in load_worker().build_features())
+    assert (
+        m1["real_tokens"] == m2["real_tokens"] == 2 * sum(len(f["input_ids"]) for f in load_worker().build_features())
+    )
     # logged losses are averaged over ranks, so they are the global batch's loss
     for r1, r2 in zip(m1["history"]["train"], m2["history"]["train"], strict=True):
         assert r1["step"] == r2["step"]
         assert r1["loss"] == pytest.approx(r2["loss"], abs=1e-5)
     assert [e["step"] for e in m2["history"]["eval"]] == [3, 6, 9, 12]
     assert [e["accuracy"] for e in m1["history"]["eval"]] == pytest.approx(
-        [e["accuracy"] for e in m2["history"]["eval"]], abs=1e-6)
+        [e["accuracy"] for e in m2["history"]["eval"]], abs=1e-6
+    )
     # only rank 0 wrote, and the checkpoint holds each rank's RNG state
     rng = torch.load(ddp_dir / "checkpoint" / "rng.pt", weights_only=True)
     assert len(rng) == 2
     assert sorted(p.name for p in ddp_dir.iterdir()) == [
-        "best", "checkpoint", "final.safetensors", "metrics.json", "training.png"]
+        "best",
+        "checkpoint",
+        "final.safetensors",
+        "metrics.json",
+        "training.png",
+    ]

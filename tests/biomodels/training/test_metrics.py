@@ -23,7 +23,9 @@ def test_ner_overall_and_per_type_by_hand() -> None:
     m = ner_metrics(gold, pred)
     # gold: 4 entities, pred: 4 entities, TP 3 -> P = 3/4, R = 3/4, F1 = 3/4
     assert (m["tp"], m["fp"], m["fn"], m["n_gold"], m["n_pred"]) == (3, 1, 1, 4, 4)
-    assert m["precision"] == pytest.approx(0.75) and m["recall"] == pytest.approx(0.75) and m["f1"] == pytest.approx(0.75)
+    assert (
+        m["precision"] == pytest.approx(0.75) and m["recall"] == pytest.approx(0.75) and m["f1"] == pytest.approx(0.75)
+    )
     # Chem: 2 gold, 2 pred, 2 TP -> 1.0; Dis: 2 gold, 2 pred, 1 TP -> P = R = F1 = 1/2
     assert m["per_type"]["Chem"]["f1"] == pytest.approx(1.0)
     assert m["per_type"]["Dis"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "tp": 1, "fp": 1, "fn": 1, "support": 2}
@@ -37,7 +39,11 @@ def test_ner_two_tp_one_fp_one_fn() -> None:
     pred = [["B-X", "O", "B-X", "B-Y", "O"]]
     # TP X(0,1), X(2,3); FP Y(3,4); FN Y(4,5) -> P = 2/3, R = 2/3, F1 = 2/3
     m = ner_metrics(gold, pred)
-    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3) and m["f1"] == pytest.approx(2 / 3)
+    assert (
+        m["precision"] == pytest.approx(2 / 3)
+        and m["recall"] == pytest.approx(2 / 3)
+        and m["f1"] == pytest.approx(2 / 3)
+    )
     # Y: 0 TP, 1 FP, 1 FN -> all 0; X: perfect
     assert m["per_type"]["Y"]["f1"] == 0.0 and m["per_type"]["X"]["f1"] == 1.0
 
@@ -119,9 +125,21 @@ def test_re_confused_positive_is_fp_and_fn() -> None:
     # TP 1, FP 1, FN 2 -> P = 1/2, R = 1/3, F1 = 2*(1/2)*(1/3)/(5/6) = 2/5
     m = re_metrics(gold, pred, labels=CPR)
     assert (m["tp"], m["fp"], m["fn"]) == (1, 1, 2)
-    assert m["precision"] == pytest.approx(1 / 2) and m["recall"] == pytest.approx(1 / 3) and m["f1"] == pytest.approx(2 / 5)
+    assert (
+        m["precision"] == pytest.approx(1 / 2)
+        and m["recall"] == pytest.approx(1 / 3)
+        and m["f1"] == pytest.approx(2 / 5)
+    )
     # CPR:4: TP 1, FP 1, FN 1, support 2 -> P 1/2, R 1/2; CPR:3: TP 0, FN 1, support 1
-    assert m["per_class"]["CPR:4"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "tp": 1, "fp": 1, "fn": 1, "support": 2}
+    assert m["per_class"]["CPR:4"] == {
+        "precision": 0.5,
+        "recall": 0.5,
+        "f1": 0.5,
+        "tp": 1,
+        "fp": 1,
+        "fn": 1,
+        "support": 2,
+    }
     assert m["per_class"]["CPR:3"]["support"] == 1 and m["per_class"]["CPR:3"]["recall"] == 0.0
     assert m["per_class"]["CPR:9"]["support"] == 0
 

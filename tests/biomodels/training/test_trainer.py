@@ -13,11 +13,11 @@ from safetensors.torch import load_model
 from torch import nn
 from transformers import MegatronBertConfig, MegatronBertForTokenClassification
 
+from biomodels.data.batching import PaddingCollator
 from biomodels.training import precision as P
 from biomodels.training import trainer as T
-from biomodels.data.batching import PaddingCollator
-from biomodels.training.trainer import StepInfo, TrainConfig, Trainer
 from biomodels.training.state import atomic_replace_dir, find_checkpoint
+from biomodels.training.trainer import StepInfo, TrainConfig, Trainer
 from corpora.errors import ConfigError, ModelError
 from tests.helpers.paths import ROOT
 
@@ -36,9 +36,15 @@ def one_thread():
 def tiny_model(seed: int = 0, dropout: float = 0.1) -> MegatronBertForTokenClassification:
     torch.manual_seed(seed)
     config = MegatronBertConfig(
-        num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
-        vocab_size=VOCAB, num_labels=3, max_position_embeddings=64,
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+        num_hidden_layers=2,
+        hidden_size=64,
+        num_attention_heads=2,
+        intermediate_size=128,
+        vocab_size=VOCAB,
+        num_labels=3,
+        max_position_embeddings=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     return MegatronBertForTokenClassification(config)
 
@@ -50,13 +56,15 @@ def synthetic_features(n: int, seed: int) -> list[dict]:
     for i in range(n):
         words = [rng.randrange(3, VOCAB) for _ in range(rng.randint(3, 20))]
         ids = [CLS] + words + [SEP]
-        feats.append({
-            "input_ids": ids,
-            "attention_mask": [1] * len(ids),
-            "token_type_ids": [0] * len(ids),
-            "labels": [-100] + [w % 3 for w in words] + [-100],
-            "_id": f"s{i}",
-        })
+        feats.append(
+            {
+                "input_ids": ids,
+                "attention_mask": [1] * len(ids),
+                "token_type_ids": [0] * len(ids),
+                "labels": [-100] + [w % 3 for w in words] + [-100],
+                "_id": f"s{i}",
+            }
+        )
     return feats
 
 
@@ -73,13 +81,23 @@ def params(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def config(tmp: Path, **kw) -> TrainConfig:
-    base = dict(out_dir=tmp, learning_rate=1e-3, epochs=2, batch_size=8, warmup_ratio=0.1,
-                log_every=1, seed=123, precision="fp32", progress=False)
+    base = dict(
+        out_dir=tmp,
+        learning_rate=1e-3,
+        epochs=2,
+        batch_size=8,
+        warmup_ratio=0.1,
+        log_every=1,
+        seed=123,
+        precision="fp32",
+        progress=False,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
 
 # ------------------------------------------------------------------------------ precision
+
 
 def test_resolve_precision_cpu():
     auto = P.resolve_precision("auto", "cpu")
@@ -108,6 +126,7 @@ def test_resolve_precision_cuda_choices(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ apex
+
 
 @pytest.fixture
 def fake_site(tmp_path, monkeypatch):
@@ -138,11 +157,7 @@ def test_unrelated_pypi_apex_is_recognised(fake_site):
 NVIDIA_LIKE_APEX = {
     "apex/__init__.py": "",
     "apex/optimizers/__init__.py": "class FusedAdam:\n    pass\n",
-    "apex/normalization/__init__.py": (
-        "import torch\n"
-        "class FusedLayerNorm(torch.nn.LayerNorm):\n"
-        "    pass\n"
-    ),
+    "apex/normalization/__init__.py": ("import torch\nclass FusedLayerNorm(torch.nn.LayerNorm):\n    pass\n"),
 }
 
 
@@ -205,14 +220,15 @@ def test_optimizer_groups_skip_decay_on_bias_and_layernorm():
 
 # ----------------------------------------------------------------------------- training
 
+
 def test_training_learns_and_records_the_run(tmp_path):
     train, dev = synthetic_features(96, seed=1), synthetic_features(32, seed=2)
     model = tiny_model(dropout=0.0)
     before = token_accuracy(model.eval(), dev)
-    cfg = config(tmp_path, epochs=4, batch_size=16, learning_rate=3e-3, eval_every=6,
-                 metric="accuracy", log_every=3)
-    result = Trainer(model, train, PaddingCollator(PAD), cfg,
-                     eval_fn=lambda m: {"accuracy": token_accuracy(m, dev)}).train()
+    cfg = config(tmp_path, epochs=4, batch_size=16, learning_rate=3e-3, eval_every=6, metric="accuracy", log_every=3)
+    result = Trainer(
+        model, train, PaddingCollator(PAD), cfg, eval_fn=lambda m: {"accuracy": token_accuracy(m, dev)}
+    ).train()
     assert result.global_step == result.total_steps == 4 * 6
     accs = [row["accuracy"] for row in result.eval_log]
     assert [row["step"] for row in result.eval_log] == [6, 12, 18, 24]
@@ -243,6 +259,7 @@ def _killer(at_step: int):
     def callback(info: StepInfo) -> None:
         if info.global_step == at_step:
             raise KeyboardInterrupt(f"simulated kill at step {at_step}")
+
     return callback
 
 
@@ -283,8 +300,7 @@ def test_resume_without_rng_restore_diverges(tmp_path, monkeypatch):
     """Negative control: with dropout active, skipping RNG restoration changes the result."""
     train = synthetic_features(44, seed=3)
     model_a = tiny_model()
-    Trainer(model_a, train, PaddingCollator(PAD),
-            config(tmp_path / "a", epochs=3, batch_size=4, grad_accum=2)).train()
+    Trainer(model_a, train, PaddingCollator(PAD), config(tmp_path / "a", epochs=3, batch_size=4, grad_accum=2)).train()
     monkeypatch.setattr(T, "restore_rng_state", lambda state: None)
     b = _resume_run(tmp_path, "b")
     assert any(not torch.equal(params(model_a)[k], b[k]) for k in b)
@@ -303,23 +319,25 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, monkeypatch):
     train = synthetic_features(40, seed=4)
     big, accum = tiny_model(dropout=0.0), tiny_model(dropout=0.0)
     Trainer(big, train, PaddingCollator(PAD), config(tmp_path / "big", batch_size=8)).train()
-    Trainer(accum, train, PaddingCollator(PAD),
-            config(tmp_path / "acc", batch_size=4, grad_accum=2)).train()
+    Trainer(accum, train, PaddingCollator(PAD), config(tmp_path / "acc", batch_size=4, grad_accum=2)).train()
     assert_same_weights(big, accum, atol=1e-7)
     # control: averaging per-micro-batch means (every micro-batch weighted alike) differs
     monkeypatch.setattr(T, "count_items", lambda batch, label_pad=-100: 1)
     naive = tiny_model(dropout=0.0)
-    Trainer(naive, train, PaddingCollator(PAD),
-            config(tmp_path / "naive", batch_size=4, grad_accum=2)).train()
+    Trainer(naive, train, PaddingCollator(PAD), config(tmp_path / "naive", batch_size=4, grad_accum=2)).train()
     with pytest.raises(AssertionError):
         assert_same_weights(big, naive, atol=1e-5)
 
 
 def test_early_stopping_after_patience(tmp_path):
     scores = iter([0.5, 0.7, 0.6, 0.65, 0.9, 0.95])
-    res = Trainer(tiny_model(), synthetic_features(32, seed=5), PaddingCollator(PAD),
-                  config(tmp_path, epochs=10, batch_size=8, eval_every=2, patience=2),
-                  eval_fn=lambda m: {"f1": next(scores)}).train()
+    res = Trainer(
+        tiny_model(),
+        synthetic_features(32, seed=5),
+        PaddingCollator(PAD),
+        config(tmp_path, epochs=10, batch_size=8, eval_every=2, patience=2),
+        eval_fn=lambda m: {"f1": next(scores)},
+    ).train()
     assert res.stopped_early and res.global_step == 8 < res.total_steps == 40
     assert (res.best_metric, res.best_step) == (0.7, 4)
     assert [r["f1"] for r in res.eval_log] == [0.5, 0.7, 0.6, 0.65]
@@ -328,25 +346,31 @@ def test_early_stopping_after_patience(tmp_path):
 
 def test_lower_is_better_metric(tmp_path):
     scores = iter([3.0, 2.0, 2.5, 1.0])
-    res = Trainer(tiny_model(), synthetic_features(16, seed=6), PaddingCollator(PAD),
-                  config(tmp_path, epochs=2, eval_every=1, metric="loss", greater_is_better=False),
-                  eval_fn=lambda m: {"loss": next(scores)}).train()
+    res = Trainer(
+        tiny_model(),
+        synthetic_features(16, seed=6),
+        PaddingCollator(PAD),
+        config(tmp_path, epochs=2, eval_every=1, metric="loss", greater_is_better=False),
+        eval_fn=lambda m: {"loss": next(scores)},
+    ).train()
     assert (res.best_metric, res.best_step) == (1.0, 4)
 
 
 def test_bf16_autocast_on_cpu_trains(tmp_path):
     model = tiny_model()
     before = params(model)
-    res = Trainer(model, synthetic_features(16, seed=7), PaddingCollator(PAD),
-                  config(tmp_path, epochs=1, precision="bf16")).train()
+    res = Trainer(
+        model, synthetic_features(16, seed=7), PaddingCollator(PAD), config(tmp_path, epochs=1, precision="bf16")
+    ).train()
     assert res.run_info["precision"]["name"] == "bf16" and res.global_step == 2
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
     assert any(not torch.equal(before[k], v) for k, v in params(model).items())
 
 
 def test_max_steps_overrides_epochs_and_wraps_epochs(tmp_path):
-    res = Trainer(tiny_model(), synthetic_features(16, seed=8), PaddingCollator(PAD),
-                  config(tmp_path, epochs=1, max_steps=5)).train()
+    res = Trainer(
+        tiny_model(), synthetic_features(16, seed=8), PaddingCollator(PAD), config(tmp_path, epochs=1, max_steps=5)
+    ).train()
     assert res.global_step == 5
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs_completed"] == 2
 
@@ -357,8 +381,9 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(ModelError, match="no loss"):
         Trainer(tiny_model(), unlabelled, PaddingCollator(PAD), config(tmp_path)).train()
     with pytest.raises(ConfigError, match="metric 'f1'"):
-        Trainer(tiny_model(), feats, PaddingCollator(PAD), config(tmp_path, epochs=1),
-                eval_fn=lambda m: {"accuracy": 1.0}).train()
+        Trainer(
+            tiny_model(), feats, PaddingCollator(PAD), config(tmp_path, epochs=1), eval_fn=lambda m: {"accuracy": 1.0}
+        ).train()
     with pytest.raises(ConfigError, match="grad_accum"):
         config(tmp_path, grad_accum=0).validate()
     with pytest.raises(ConfigError, match="no training features"):
@@ -371,8 +396,9 @@ def test_resume_refuses_a_different_global_batch(tmp_path):
     model = tiny_model(seed=3)
     before = params(model)
     with pytest.raises(ConfigError, match="global_batch=8"):
-        Trainer(model, feats, PaddingCollator(PAD),
-                config(tmp_path, epochs=1, batch_size=4, save_every=1)).train(resume=True)
+        Trainer(model, feats, PaddingCollator(PAD), config(tmp_path, epochs=1, batch_size=4, save_every=1)).train(
+            resume=True
+        )
     # refused before loading anything: the model keeps its own weights
     assert all(torch.equal(before[k], v) for k, v in params(model).items())
 
@@ -400,6 +426,7 @@ def test_checkpoint_directory_replacement_is_atomic(tmp_path):
 
 # ------------------------------------------------------------------- GPU benchmark smoke
 
+
 def load_gpu_train():
     import importlib.util
 
@@ -413,22 +440,29 @@ def load_gpu_train():
 
 def test_gpu_train_smoke_on_cpu(capsys):
     gpu_train = load_gpu_train()
-    code = gpu_train.main(["--tiny", "--cpu", "--lengths", "histogram", "--steps", "4",
-                           "--batch-size", "4", "--warmup-steps", "1"])
+    code = gpu_train.main(
+        ["--tiny", "--cpu", "--lengths", "histogram", "--steps", "4", "--batch-size", "4", "--warmup-steps", "1"]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (report["steps"], report["batch_size"], report["device"]) == (4, 4, "cpu")
     assert report["precision"] == "fp32" and report["padded_tokens"] >= report["real_tokens"] > 0
     assert report["mean_real_seq_len"] == report["real_tokens"] / 16
     # the tiny architecture's non-embedding parameters, counted here from a model of our own
-    tiny = MegatronBertForTokenClassification(MegatronBertConfig(
-        num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
-        vocab_size=1024, num_labels=3))
+    tiny = MegatronBertForTokenClassification(
+        MegatronBertConfig(
+            num_hidden_layers=2,
+            hidden_size=64,
+            num_attention_heads=2,
+            intermediate_size=128,
+            vocab_size=1024,
+            num_labels=3,
+        )
+    )
     n = sum(p.numel() for name, p in tiny.named_parameters() if "embeddings" not in name)
     assert report["non_embedding_params"] == n
     assert report["flops_per_token"] == pytest.approx(6 * n + 12 * 2 * report["mean_real_seq_len"] * 64)
-    assert report["mfu"] == pytest.approx(
-        report["steady_tokens_per_s"] * report["flops_per_token"] / 989e12)
+    assert report["mfu"] == pytest.approx(report["steady_tokens_per_s"] * report["flops_per_token"] / 989e12)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")

@@ -13,7 +13,6 @@ that learns nothing (or learns differently) fails.
 from __future__ import annotations
 
 import copy
-from tests.helpers.raw_formats import raw_conll
 from collections import Counter
 from pathlib import Path
 
@@ -21,13 +20,15 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers.raw_formats import raw_conll
+
 pytest.importorskip("accelerate")  # transformers' Trainer needs it
 
 from biomodels.data.batching import LengthGroupedSampler, PaddingCollator
 from biomodels.data.ner import build_label_map, ner_examples, tokenize_ner
 from biomodels.models.presets import scratch_config
-from biomodels.training.evaluation import EvalSet, predict, score
 from biomodels.models.tokenization import load_tokenizer
+from biomodels.training.evaluation import EvalSet, predict, score
 from biomodels.training.trainer import TrainConfig, Trainer
 from corpora.formats.registry import read_documents
 from tests.helpers.paths import ROOT
@@ -46,7 +47,10 @@ def word_vocab(sents, size: int, folder: Path) -> Path:
     words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1][:size]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "vocab.txt"
-    path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *("##" + c for c in chars), *words]) + "\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *("##" + c for c in chars), *words]) + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -59,8 +63,15 @@ def run_ner_features(sents, tokenizer, label2id):
         for w in enc.word_ids():
             labels.append(-100 if w is None or w == previous else label2id[tags[w]])
             previous = w
-        feats.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-                      "token_type_ids": enc["token_type_ids"], "labels": labels, "_idx": i})
+        feats.append(
+            {
+                "input_ids": enc["input_ids"],
+                "attention_mask": enc["attention_mask"],
+                "token_type_ids": enc["token_type_ids"],
+                "labels": labels,
+                "_idx": i,
+            }
+        )
     return feats
 
 
@@ -102,9 +113,8 @@ def one_thread():
 def test_dev_f1_matches_transformers_trainer(tmp_path):
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
-    from transformers import DataCollatorForTokenClassification, MegatronBertForTokenClassification
+    from transformers import DataCollatorForTokenClassification, MegatronBertForTokenClassification, TrainingArguments
     from transformers import Trainer as HFTrainer
-    from transformers import TrainingArguments
 
     train_raw = raw_conll(SAMPLES / "train_sample.tsv")
     dev_raw = raw_conll(SAMPLES / "devel_sample.tsv")
@@ -137,9 +147,21 @@ def test_dev_f1_matches_transformers_trainer(tmp_path):
     ours_model = MegatronBertForTokenClassification(config)
     ours_model.load_state_dict(copy.deepcopy(initial))
     ours_collate = Recording(PaddingCollator(tokenizer.pad_token_id), "_example_index")
-    tcfg = TrainConfig(out_dir=tmp_path / "ours", learning_rate=LR, epochs=EPOCHS, batch_size=BATCH, warmup_ratio=0.0,
-                       weight_decay=WD, max_grad_norm=1.0, precision="fp32", seed=SEED, group_by_length=False,
-                       progress=False, plot=False, log_every=50)
+    tcfg = TrainConfig(
+        out_dir=tmp_path / "ours",
+        learning_rate=LR,
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        warmup_ratio=0.0,
+        weight_decay=WD,
+        max_grad_norm=1.0,
+        precision="fp32",
+        seed=SEED,
+        group_by_length=False,
+        progress=False,
+        plot=False,
+        log_every=50,
+    )
     result = Trainer(ours_model, ours_train, ours_collate, tcfg).train()
     steps_per_epoch = -(-len(ours_train) // BATCH)
     assert result.global_step == EPOCHS * steps_per_epoch
@@ -158,10 +180,25 @@ def test_dev_f1_matches_transformers_trainer(tmp_path):
     hf_model.load_state_dict(copy.deepcopy(initial))
     hf_collate = Recording(DataCollatorForTokenClassification(tokenizer), "_idx")
     args = TrainingArguments(
-        output_dir=str(tmp_path / "hf"), learning_rate=LR, num_train_epochs=EPOCHS, per_device_train_batch_size=BATCH,
-        per_device_eval_batch_size=64, warmup_steps=0, lr_scheduler_type="linear", weight_decay=WD, max_grad_norm=1.0,
-        optim="adamw_torch", seed=SEED, use_cpu=True, report_to=[], save_strategy="no", eval_strategy="no",
-        logging_strategy="no", remove_unused_columns=False, dataloader_drop_last=False, disable_tqdm=True,
+        output_dir=str(tmp_path / "hf"),
+        learning_rate=LR,
+        num_train_epochs=EPOCHS,
+        per_device_train_batch_size=BATCH,
+        per_device_eval_batch_size=64,
+        warmup_steps=0,
+        lr_scheduler_type="linear",
+        weight_decay=WD,
+        max_grad_norm=1.0,
+        optim="adamw_torch",
+        seed=SEED,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        remove_unused_columns=False,
+        dataloader_drop_last=False,
+        disable_tqdm=True,
     )
     hf_trainer = SameOrderTrainer(model=hf_model, args=args, train_dataset=hf_train, data_collator=hf_collate)
     hf_trainer.train()

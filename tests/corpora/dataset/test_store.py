@@ -13,8 +13,8 @@ import pyarrow.dataset as pads
 import pytest
 
 from corpora.dataset.manifest import ShardEntry
-from corpora.schema import Abbreviation, Document, Entity, MeshTerm, Metadata, Normalization, Passage, Relation, Span
 from corpora.dataset.store import DatasetStore, open_dataset
+from corpora.schema import Abbreviation, Document, Entity, MeshTerm, Metadata, Normalization, Passage, Relation, Span
 from tests.helpers.paths import ROOT
 
 
@@ -30,19 +30,38 @@ def make_doc(i: int) -> Document:
             Passage(f"{i}-1", "abstract", abstract, [[text_len + 1, text_len + 1 + len(abstract)]]),
         ],
         entities=[
-            Entity(f"{i}-T1", "Chemical", ["Aspirin"], [[0, 7]], [Normalization("MESH", "D001241")], score=0.5, annotator="test"),
+            Entity(
+                f"{i}-T1",
+                "Chemical",
+                ["Aspirin"],
+                [[0, 7]],
+                [Normalization("MESH", "D001241")],
+                score=0.5,
+                annotator="test",
+            ),
             Entity(f"{i}-T2", "Disease", ["fever"], [[16, 21]]),
         ],
         relations=[Relation(f"{i}-R1", "treats", f"{i}-T1", f"{i}-T2")],
         sentences=[Span(0, text_len)],
         tokens=[Span(0, 7), Span(8, 15)],
-        abbreviations=[Abbreviation(f"{i}-A1", "ASA", "Acetylsalicylic acid", [text_len + 23, text_len + 26], [text_len + 1, text_len + 21])],
-        metadata=Metadata(journal="J Test", year=2020, mesh_terms=[MeshTerm("D001241", "Aspirin", True, ["therapeutic use"])], publication_types=["Journal Article"]),
+        abbreviations=[
+            Abbreviation(
+                f"{i}-A1", "ASA", "Acetylsalicylic acid", [text_len + 23, text_len + 26], [text_len + 1, text_len + 21]
+            )
+        ],
+        metadata=Metadata(
+            journal="J Test",
+            year=2020,
+            mesh_terms=[MeshTerm("D001241", "Aspirin", True, ["therapeutic use"])],
+            publication_types=["Journal Article"],
+        ),
     )
 
 
 def write(store: DatasetStore, shard: str, docs: list[Document], fmt: str = "test") -> ShardEntry:
-    entry = ShardEntry(shard=shard, source_path=f"/src/{shard}.xml", source_sha256="x" * 64, format=fmt, code_version="v")
+    entry = ShardEntry(
+        shard=shard, source_path=f"/src/{shard}.xml", source_sha256="x" * 64, format=fmt, code_version="v"
+    )
     return store.write_shard(shard, docs, entry)
 
 
@@ -146,7 +165,9 @@ def test_reconcile_applies_deletions_and_newer_versions(tmp_path: Path) -> None:
     write(store, "base", base, fmt="pubmed-xml")
     revised = make_doc(2)
     revised.passages[0].text = revised.passages[0].text.replace("Aspirin", "ASPIRIN")
-    update_entry = ShardEntry(shard="upd", source_path="/src/zz-update.xml", source_sha256="y" * 64, format="pubmed-xml", code_version="v")
+    update_entry = ShardEntry(
+        shard="upd", source_path="/src/zz-update.xml", source_sha256="y" * 64, format="pubmed-xml", code_version="v"
+    )
     update_entry.deletions = ["1000"]
     store.write_shard("upd", [revised], update_entry)
     # a PubTator shard with the same PMID is not MEDLINE data: it must be left alone
@@ -164,7 +185,9 @@ def test_reconcile_applies_deletions_and_newer_versions(tmp_path: Path) -> None:
 
 def _medline(store: DatasetStore, shard: str, ids: list[int], deletions: list[int] = ()) -> None:
     """A pubmed-xml shard from source file `{shard}.xml` (names sort in publication order)."""
-    entry = ShardEntry(shard=shard, source_path=f"/src/{shard}.xml", source_sha256="s" * 64, format="pubmed-xml", code_version="v")
+    entry = ShardEntry(
+        shard=shard, source_path=f"/src/{shard}.xml", source_sha256="s" * 64, format="pubmed-xml", code_version="v"
+    )
     entry.deletions = [str(1000 + i) for i in deletions]
     store.write_shard(shard, [make_doc(i) for i in ids], entry)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from corpora.errors import EncodingError, MalformedInputError, OffsetMismatchError
 from corpora.formats.bioc_json import read_bioc_json, write_bioc_json
 from corpora.formats.bioc_xml import read_bioc_xml, write_bioc_xml
-from corpora.errors import EncodingError, MalformedInputError, OffsetMismatchError
 from corpora.formats.pubtator import read_pubtator, write_pubtator
 from corpora.schema import Abbreviation, Entity, MeshTerm, Metadata, Normalization, Relation, Span
 from tests.helpers.paths import ROOT
@@ -107,11 +107,22 @@ def test_everything_xml_maps_every_element():
     docs = list(read_bioc_xml(EVERY_XML))
     assert len(docs) == 2
     d1, d2 = docs
-    assert [(p.id, p.type, p.text, p.offsets) for p in d1.passages] == [("1-P0", "", "abcdefghijklmnopqrstuvwxyz", [[0, 26]])]
-    assert [(e.id, e.text, e.offsets) for e in d1.entities] == [("1", ["bc"], [[1, 3]]), ("2", ["fg"], [[5, 7]]), ("5", ["fg"], [[5, 7]])]
+    assert [(p.id, p.type, p.text, p.offsets) for p in d1.passages] == [
+        ("1-P0", "", "abcdefghijklmnopqrstuvwxyz", [[0, 26]])
+    ]
+    assert [(e.id, e.text, e.offsets) for e in d1.entities] == [
+        ("1", ["bc"], [[1, 3]]),
+        ("2", ["fg"], [[5, 7]]),
+        ("5", ["fg"], [[5, 7]]),
+    ]
     assert [(r.id, r.arg1_id, r.arg2_id) for r in d1.relations] == [("R1", "1", "2"), ("R2", "1", "2")]
     extra = json.loads(d1.metadata.extra)["bioc"]
-    assert extra["collection"] == {"source": "source", "date": "date", "key": "key", "infons": {"collection-infon-key": "collection-infon-value"}}
+    assert extra["collection"] == {
+        "source": "source",
+        "date": "date",
+        "key": "key",
+        "infons": {"collection-infon-key": "collection-infon-value"},
+    }
     assert extra["infons"] == {"document-infon-key": "document-infon-value"}
     assert extra["passages"] == {"1-P0": {"passage-infon-key": "passage-infon-value"}}
     assert extra["relations"]["R1"]["nodes"] == [["1", "role1"], ["2", "role2"]]
@@ -131,7 +142,12 @@ def test_everything_json_reads_like_the_xml():
 def _relation_keys(doc):
     by_id = {e.id: e for e in doc.entities}
     return sorted(
-        (r.type, tuple(map(tuple, by_id[r.arg1_id].offsets)), tuple(map(tuple, by_id[r.arg2_id].offsets)), tuple((n.db_name, n.db_id) for n in r.normalized))
+        (
+            r.type,
+            tuple(map(tuple, by_id[r.arg1_id].offsets)),
+            tuple(map(tuple, by_id[r.arg2_id].offsets)),
+            tuple((n.db_name, n.db_id) for n in r.normalized),
+        )
         for r in doc.relations
     )
 
@@ -141,13 +157,22 @@ def test_bc5cdr_pubtator_and_bioc_agree(cdr, cdr_pubtator):
     cid_lines = [ln for ln in CDR_PUBTATOR.read_text(encoding="utf-8").split("\n") if ln.split("\t")[1:2] == ["CID"]]
     assert sum(len(d.relations) for d in cdr) == len(cid_lines)
     for b, p in zip(cdr, cdr_pubtator):
-        assert [(x.id, x.type, x.text, x.offsets) for x in b.passages] == [(x.id, x.type, x.text, x.offsets) for x in p.passages]
-        roles = {k: v.get("infons", {}).get("CompositeRole") for k, v in json.loads(b.metadata.extra)["bioc"].get("annotations", {}).items()}
+        assert [(x.id, x.type, x.text, x.offsets) for x in b.passages] == [
+            (x.id, x.type, x.text, x.offsets) for x in p.passages
+        ]
+        roles = {
+            k: v.get("infons", {}).get("CompositeRole")
+            for k, v in json.loads(b.metadata.extra)["bioc"].get("annotations", {}).items()
+        }
         col7 = json.loads(p.metadata.extra)["pubtator"]["column7"] if p.metadata.extra else {}
         plain_b = {(e.offsets[0][0], e.offsets[0][1], e.type) for e in b.entities if roles.get(e.id) is None}
         plain_p = {(e.offsets[0][0], e.offsets[0][1], e.type) for e in p.entities if e.id not in col7}
         assert plain_b == plain_p, b.document_id
-        comp_b = sorted((tuple(map(tuple, e.offsets)), e.type, tuple(e.normalized)) for e in b.entities if roles.get(e.id) == "CompositeMention")
+        comp_b = sorted(
+            (tuple(map(tuple, e.offsets)), e.type, tuple(e.normalized))
+            for e in b.entities
+            if roles.get(e.id) == "CompositeMention"
+        )
         comp_p = sorted((tuple(map(tuple, e.offsets)), e.type, tuple(e.normalized)) for e in p.entities if e.id in col7)
         assert comp_b == comp_p
         assert _relation_keys(b) == _relation_keys(p)
@@ -156,14 +181,20 @@ def test_bc5cdr_pubtator_and_bioc_agree(cdr, cdr_pubtator):
 
 def test_cdr_relations_equal_raw_infons(cdr):
     raw = CDR_XML.read_text(encoding="utf-8")
-    rels = re.findall(r'<infon key="relation">CID</infon>\s*<infon key="Chemical">(\w+)</infon>\s*<infon key="Disease">(\w+)</infon>', raw)
+    rels = re.findall(
+        r'<infon key="relation">CID</infon>\s*<infon key="Chemical">(\w+)</infon>\s*<infon key="Disease">(\w+)</infon>',
+        raw,
+    )
     got = [(r.normalized[0].db_id, r.normalized[1].db_id) for d in cdr for r in d.relations]
     assert got == rels
     for doc in cdr:
         by_id = {e.id: e for e in doc.entities}
         for rel in doc.relations:
             assert by_id[rel.arg1_id].type == "Chemical" and by_id[rel.arg2_id].type == "Disease"
-            assert rel.normalized[0] in by_id[rel.arg1_id].normalized and rel.normalized[1] in by_id[rel.arg2_id].normalized
+            assert (
+                rel.normalized[0] in by_id[rel.arg1_id].normalized
+                and rel.normalized[1] in by_id[rel.arg2_id].normalized
+            )
 
 
 # ------------------------------------------------------------------------------------ round trips
@@ -196,14 +227,18 @@ def test_written_xml_is_stable_and_keeps_bc5cdr_shape(cdr, tmp_path):
     assert first.getvalue() == second.getvalue()
     text = first.getvalue().decode("utf-8")
     assert "biomed:" not in text  # everything of a BC5CDR document has a native BioC place
-    assert text.count('<infon key="relation">CID</infon>') == CDR_XML.read_text(encoding="utf-8").count('<infon key="relation">CID</infon>')
+    assert text.count('<infon key="relation">CID</infon>') == CDR_XML.read_text(encoding="utf-8").count(
+        '<infon key="relation">CID</infon>'
+    )
 
 
 def test_pubtator_through_bioc_and_back_is_exact(cdr_pubtator, tmp_path):
     path = tmp_path / "cdr.xml"
     write_bioc_xml(cdr_pubtator, path)
     back = list(read_bioc_xml(path))
-    assert [(d.passages, d.entities, d.relations) for d in back] == [(d.passages, d.entities, d.relations) for d in cdr_pubtator]
+    assert [(d.passages, d.entities, d.relations) for d in back] == [
+        (d.passages, d.entities, d.relations) for d in cdr_pubtator
+    ]
     out = io.StringIO()
     write_pubtator(back, out)
     assert out.getvalue() == CDR_PUBTATOR.read_text(encoding="utf-8")
@@ -212,14 +247,24 @@ def test_pubtator_through_bioc_and_back_is_exact(cdr_pubtator, tmp_path):
 def test_documents_from_elsewhere_survive_bioc(cdr_pubtator, tmp_path):
     """Fields BioC has no element for (tokens, abbreviations, metadata, scores) still round-trip."""
     doc = cdr_pubtator[0]
-    extra_ent = Entity("m1", "Gene", ["Naloxone"], [[0, 8]], [Normalization("NCBI Gene", "12"), Normalization("MESH", "D1"), Normalization("NCBI Gene", "13")], 0.5, "model")
+    extra_ent = Entity(
+        "m1",
+        "Gene",
+        ["Naloxone"],
+        [[0, 8]],
+        [Normalization("NCBI Gene", "12"), Normalization("MESH", "D1"), Normalization("NCBI Gene", "13")],
+        0.5,
+        "model",
+    )
     rich = replace(
         doc,
         id="run-1",
         sentences=[Span(0, 59), Span(60, 210), Span(211, 300)],
         tokens=[Span(0, 8), Span(9, 17)],
         abbreviations=[Abbreviation("A1", "BP", "blood pressure", [1, 3], [4, 18])],
-        metadata=Metadata(journal="J Biol", year=1999, mesh_terms=[MeshTerm("D1", "x", True, ["q"])], extra='{"other":{"a":1}}'),
+        metadata=Metadata(
+            journal="J Biol", year=1999, mesh_terms=[MeshTerm("D1", "x", True, ["q"])], extra='{"other":{"a":1}}'
+        ),
         entities=doc.entities + [extra_ent],
         relations=doc.relations + [Relation("rx", "X", doc.entities[0].id, "m1", [Normalization("a", "b")], 0.25, "m")],
     )
@@ -286,7 +331,9 @@ def test_mismatch_skip_drops_and_records(tmp_path):
         docs = list(read_bioc_xml(path, mismatch="skip"))
     assert len(caught) == 1 and "227508" in str(caught[0].message)
     assert [e.id for e in docs[0].entities][:2] == ["0", "2"]
-    assert json.loads(docs[0].metadata.extra)["bioc"]["skipped"] == [{"id": "1", "text": "clonidine", "offsets": [[48, 57]]}]
+    assert json.loads(docs[0].metadata.extra)["bioc"]["skipped"] == [
+        {"id": "1", "text": "clonidine", "offsets": [[48, 57]]}
+    ]
 
 
 def test_non_integer_location(tmp_path):

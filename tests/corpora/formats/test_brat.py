@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from corpora.formats.brat import read_brat
 from corpora.errors import InputError, MalformedInputError, OffsetMismatchError
+from corpora.formats.brat import read_brat
 from corpora.formats.registry import detect_format
 from corpora.validation import check_entity_offsets, check_relation_arguments
 from tests.helpers.paths import ROOT
@@ -37,7 +37,7 @@ def test_samples_are_all_found() -> None:
 @pytest.mark.parametrize("ann", ANN_FILES, ids=lambda p: p.name)
 def test_every_entity_matches_its_t_line_and_the_txt(ann: Path) -> None:
     txt = ann.with_suffix(".txt").read_text(encoding="utf-8")
-    doc, = read_brat(ann)
+    (doc,) = read_brat(ann)
     assert doc.id == doc.document_id == ann.stem
     assert detect_format(ann) == "brat"
     raw = raw_t_lines(ann)
@@ -54,7 +54,7 @@ def test_every_entity_matches_its_t_line_and_the_txt(ann: Path) -> None:
     lines = [line for line in txt.split("\n") if line.strip()]
     assert [p.text for p in doc.passages] == lines
     for p in doc.passages:
-        (s, e), = p.offsets
+        ((s, e),) = p.offsets
         assert txt[s:e] == p.text
     assert text == txt.replace("\n", " ").rstrip(" ")
 
@@ -62,14 +62,14 @@ def test_every_entity_matches_its_t_line_and_the_txt(ann: Path) -> None:
 def test_jnlpba_files_have_title_and_abstract() -> None:
     for ann in ANN_FILES:
         if ann.stem.isdigit():
-            doc, = read_brat(ann)
+            (doc,) = read_brat(ann)
             assert [p.type for p in doc.passages] == ["title", "abstract"]
             assert doc.relations == [] and doc.metadata.extra is None
 
 
 def test_example1_discontinuous_span_relations_events_and_extras() -> None:
     ann = BRAT / "example1.ann"
-    doc, = read_brat(ann)
+    (doc,) = read_brat(ann)
     text = (BRAT / "example1.txt").read_text(encoding="utf-8")
     t1 = doc.entities[0]
     # "T1<TAB>Protein 33 40;41 42<TAB>protein1": two fragments, each selecting its text
@@ -81,8 +81,12 @@ def test_example1_discontinuous_span_relations_events_and_extras() -> None:
     extra = json.loads(doc.metadata.extra)["brat"]
     assert extra["attributes"] == [{"id": "A1", "type": "Negation", "target": "E1", "value": None}]
     assert extra["equivalences"] == [{"type": "Equiv", "ids": ["T1", "T2"]}]
-    assert extra["notes"] == [{"id": "#1", "type": "AnnotatorNotes", "target": "T1", "text": "this annotation is suspect"}]
-    assert extra["events"] == [{"id": "E1", "type": "PPI", "trigger": "T3", "arguments": [["Arg1", "T1"], ["Arg2", "T2"]]}]
+    assert extra["notes"] == [
+        {"id": "#1", "type": "AnnotatorNotes", "target": "T1", "text": "this annotation is suspect"}
+    ]
+    assert extra["events"] == [
+        {"id": "E1", "type": "PPI", "trigger": "T3", "arguments": [["Arg1", "T1"], ["Arg2", "T2"]]}
+    ]
 
 
 def _pair(tmp_path: Path, text: str, ann: str, stem: str = "doc") -> Path:
@@ -107,7 +111,7 @@ def test_normalization_nested_event_and_line_break_inside_a_span(tmp_path: Path)
         "M1\tSpeculation E2\n"
         "A2\tConfidence T4 High\n"
     )
-    doc, = read_brat(_pair(tmp_path, text, ann))
+    (doc,) = read_brat(_pair(tmp_path, text, ann))
     check_entity_offsets(doc, "doc.ann")
     check_relation_arguments(doc, "doc.ann")
     assert [(n.db_name, n.db_id) for n in doc.entities[0].normalized] == [("UniProt", "P60568")]
@@ -128,7 +132,7 @@ def test_normalization_nested_event_and_line_break_inside_a_span(tmp_path: Path)
 
 
 def test_empty_ann_gives_a_document_without_annotations(tmp_path: Path) -> None:
-    doc, = read_brat(_pair(tmp_path, "Just text.\n", ""))
+    (doc,) = read_brat(_pair(tmp_path, "Just text.\n", ""))
     assert doc.text == "Just text." and doc.entities == [] and doc.relations == []
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from corpora.formats.chemprot import read_chemprot
 from corpora.errors import InputError, MalformedInputError, OffsetMismatchError
+from corpora.formats.chemprot import read_chemprot
 from corpora.formats.registry import detect_format
 from corpora.validation import check_entity_offsets, check_relation_arguments
 from tests.helpers.paths import ROOT
@@ -52,7 +52,7 @@ def test_every_entity_matches_its_line_and_selects_its_text(docs) -> None:
         text = doc.text
         got = set()
         for ent in doc.entities:
-            (s, e), = ent.offsets
+            ((s, e),) = ent.offsets
             assert text[s:e] == ent.text[0]
             got.add((ent.id, ent.type, s, e, ent.text[0]))
         assert got == expected[doc.id]
@@ -107,7 +107,9 @@ def test_optional_siblings(tmp_path: Path) -> None:
     assert sum(len(d.relations) for d in read_chemprot(only_entities)) == 0
     shutil.copy(SAMPLE_DIR / "chemprot_sample_relations.tsv", tmp_path / "set_relations.tsv")
     # without a gold-standard file, Y-flagged relations of the evaluated groups stand in for it
-    evaluated_y = [r for r in rows("relations") if r[2] == "Y " and r[1] in {"CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9"}]
+    evaluated_y = [
+        r for r in rows("relations") if r[2] == "Y " and r[1] in {"CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9"}
+    ]
     assert sum(len(d.relations) for d in read_chemprot(only_entities)) == len(evaluated_y)
     assert detect_format(only_entities) == "chemprot"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from corpora.formats.conll import read_conll, write_conll
 from corpora.errors import EmptyInputError, MalformedInputError
+from corpora.formats.conll import read_conll, write_conll
 from corpora.formats.registry import detect_format, get_reader
 from corpora.validation import check_entity_offsets
 from tests.helpers.paths import ROOT
@@ -81,7 +81,7 @@ def test_counts_offsets_and_tokens_match_the_raw_file(path: Path) -> None:
         check_entity_offsets(doc, path)
         assert len({e.id for e in doc.entities}) == len(doc.entities)
         for ent in doc.entities:
-            (s, e), = ent.offsets
+            ((s, e),) = ent.offsets
             assert text[s:e] == ent.text[0]
             got_entities.append((ent.type, ent.text[0]))
         got_sentences += [text[s.start : s.end] for s in doc.sentences]
@@ -163,7 +163,10 @@ def test_whitespace_columns_docstart_without_tag_and_middle_columns(tmp_path: Pa
     assert [_spans(d) for d in docs] == [[("protein", "IL-2 gene")], [("cell_type", "T cells")]]
     out = tmp_path / "ws_out.tsv"
     write_conll(docs, out)
-    assert out.read_text() == "-DOCSTART-\tO\n\nIL-2\tB-protein\ngene\tI-protein\n\n-DOCSTART-\tO\n\nT\tB-cell_type\ncells\tI-cell_type\n\n"
+    assert (
+        out.read_text()
+        == "-DOCSTART-\tO\n\nIL-2\tB-protein\ngene\tI-protein\n\n-DOCSTART-\tO\n\nT\tB-cell_type\ncells\tI-cell_type\n\n"
+    )
 
 
 def test_gzip_input_keeps_the_stem(tmp_path: Path) -> None:

@@ -17,10 +17,10 @@ from xml.sax.saxutils import quoteattr
 import pytest
 import torch
 
-from biomodels.data.re_candidates import DDI_TASK, generate_candidates
 from biomodels.data.loading import choose_relation_task
-from corpora.formats.ddi import read_ddi
+from biomodels.data.re_candidates import DDI_TASK, generate_candidates
 from corpora.errors import MalformedInputError, OffsetMismatchError, UnknownFormatError
+from corpora.formats.ddi import read_ddi
 from corpora.formats.registry import detect_format, expand_inputs, read_documents
 from corpora.validation import check_entity_offsets, check_relation_arguments
 from tests.helpers.paths import ROOT
@@ -123,14 +123,20 @@ def test_detected_as_ddi_and_other_formats_unchanged(ddi_file: Path, tmp_path: P
     assert detect_format(ddi_file) == "ddi-xml"
     assert [d.id for d in read_documents(ddi_file)] == ["DDI-DrugBank.d1"]
     empty = tmp_path / "NoDrugs_ddi.xml"
-    empty.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<document id="DDI-DrugBank.d9">\n'
-                     '    <sentence id="DDI-DrugBank.d9.s0" text="No interactions are known."/>\n</document>\n', encoding="utf-8")
+    empty.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<document id="DDI-DrugBank.d9">\n'
+        '    <sentence id="DDI-DrugBank.d9.s0" text="No interactions are known."/>\n</document>\n',
+        encoding="utf-8",
+    )
     assert detect_format(empty) == "ddi-xml"
     assert [(len(d.entities), d.text) for d in read_ddi(empty)] == [(0, "No interactions are known.")]
     bioc = tmp_path / "bioc.xml"
-    bioc.write_text('<?xml version="1.0"?>\n<collection><source>x</source><document><id>1</id>'
-                    '<passage><offset>0</offset><sentence><offset>0</offset><text>A b.</text></sentence></passage>'
-                    "</document></collection>\n", encoding="utf-8")
+    bioc.write_text(
+        '<?xml version="1.0"?>\n<collection><source>x</source><document><id>1</id>'
+        "<passage><offset>0</offset><sentence><offset>0</offset><text>A b.</text></sentence></passage>"
+        "</document></collection>\n",
+        encoding="utf-8",
+    )
     assert detect_format(bioc) == "bioc-xml"
     other = tmp_path / "other.xml"
     other.write_text("<document><title>no sentences here</title></document>\n", encoding="utf-8")
@@ -165,7 +171,11 @@ def test_offset_mismatch_names_file_sentence_entity_and_line(tmp_path: Path) -> 
         list(read_ddi(path))
     # libxml2 numbers an element by the line its start tag ends on: the second line of the entity
     assert err.value.path == str(path) and err.value.line == line + 1
-    assert "DDI-MedLine.d7.s1" in str(err.value) and "DDI-MedLine.d7.s1.e2" in str(err.value) and "'antac'" in str(err.value)
+    assert (
+        "DDI-MedLine.d7.s1" in str(err.value)
+        and "DDI-MedLine.d7.s1.e2" in str(err.value)
+        and "'antac'" in str(err.value)
+    )
 
 
 def test_fragments_one_character_off_are_moved_and_recorded(tmp_path: Path) -> None:
@@ -177,7 +187,9 @@ def test_fragments_one_character_off_are_moved_and_recorded(tmp_path: Path) -> N
     path.write_text(ddi_xml("DDI-DrugBank.d216", [sentence], ents, []), encoding="utf-8")
     (doc,) = read_ddi(path)
     assert doc.entities[0].offsets == [[r, r + 4], [w, w + 8]] and doc.entities[0].text == ["(R)-", "warfarin"]
-    assert json.loads(doc.metadata.extra) == {"ddi": {"moved_offsets": {"DDI-DrugBank.d216.s0.e0": f"{r - 1}-{r + 2};{w - 1}-{w + 6}"}}}
+    assert json.loads(doc.metadata.extra) == {
+        "ddi": {"moved_offsets": {"DDI-DrugBank.d216.s0.e0": f"{r - 1}-{r + 2};{w - 1}-{w + 6}"}}
+    }
 
 
 def test_untyped_positive_pair_and_bad_pairs(tmp_path: Path) -> None:
@@ -230,17 +242,34 @@ def test_tiny_re_training_on_ddi_files(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     try:
         out = tmp_path / "model"
-        result = train("re", "scratch", [data], [data], out, {
-            "layers": 2, "hidden": 32, "heads": 2, "progress": False, "max_steps": 5, "batch_size": 8,
-            "lr": 1e-3, "vocab_size": 200, "max_length": 96, "relation_task": "ddi",
-        })
+        result = train(
+            "re",
+            "scratch",
+            [data],
+            [data],
+            out,
+            {
+                "layers": 2,
+                "hidden": 32,
+                "heads": 2,
+                "progress": False,
+                "max_steps": 5,
+                "batch_size": 8,
+                "lr": 1e-3,
+                "vocab_size": 200,
+                "max_length": 96,
+                "relation_task": "ddi",
+            },
+        )
     finally:
         torch.set_num_threads(before)
     assert result.global_step == 5
     meta = json.loads((out / "biomed.json").read_text())
     assert meta["relation_task"] == "ddi" and meta["relation_input"] == "documents"
     assert json.loads((out / "labels.json").read_text())["labels"] == ["false", "advise", "effect", "int", "mechanism"]
-    assert {f["kind"] for f in meta["training_data"]["train"]} == {"ddi-xml"} and len(meta["training_data"]["train"]) == 4
+    assert {f["kind"] for f in meta["training_data"]["train"]} == {"ddi-xml"} and len(
+        meta["training_data"]["train"]
+    ) == 4
 
 
 def test_real_ddi_corpus_offsets_and_pair_counts() -> None:

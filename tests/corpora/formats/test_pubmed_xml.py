@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from corpora.errors import EmptyInputError, EncodingError, InputError, MalformedInputError
-from corpora.formats.registry import detect_format, get_reader
 from corpora.formats.pubmed_xml import read_pubmed_xml
+from corpora.formats.registry import detect_format, get_reader
 from corpora.schema import Deletion, Document
 from tests.helpers.paths import ROOT
 
@@ -158,7 +158,7 @@ def test_passage_offsets_select_their_text(parsed, path):
         text = doc.text
         assert text == " ".join(p.text for p in doc.passages)
         for p in doc.passages:
-            (start, end), = p.offsets
+            ((start, end),) = p.offsets
             assert text[start:end] == p.text
             assert p.text == p.text.strip()
         assert doc.source.path == str(path)
@@ -176,7 +176,9 @@ def test_structured_abstract_labels():
         "An auditory electrophysiological study was conducted to explore the influence of language "
         "experience on the saliency of dimensions underlying cortical pitch processing."
     )
-    assert doc.passages[1].offsets == [[len(doc.passages[0].text) + 1, len(doc.passages[0].text) + 1 + len(doc.passages[1].text)]]
+    assert doc.passages[1].offsets == [
+        [len(doc.passages[0].text) + 1, len(doc.passages[0].text) + 1 + len(doc.passages[1].text)]
+    ]
 
 
 def test_unstructured_abstract_is_one_passage_without_copyright():
@@ -196,7 +198,9 @@ def test_inline_markup_is_flattened_without_losing_characters():
         "Leucocyte telomere length, genetic variants at the TERT gene region and risk of pancreatic cancer."
     )
     results = next(p for p in doc.passages if p.type == "RESULTS")
-    assert "(comparing extreme quintiles of telomere length, OR 1.72; 95% CI 1.07 to 2.78; ptrend=0.048)" in results.text
+    assert (
+        "(comparing extreme quintiles of telomere length, OR 1.72; 95% CI 1.07 to 2.78; ptrend=0.048)" in results.text
+    )
     quote = sample(PUBMED / "pubmed6.xml")[0][0]
     assert quote.passages[0].text.startswith('A "Blood Relationship" Between the Overlooked Minimum Lactate')
 
@@ -226,7 +230,7 @@ def test_mathml_leaf_text_is_kept_in_order(name):
 def test_title_only_citation_and_vernacular_fallback(tmp_path):
     raw = raw_text(MEDLINE16)
     before = raw[: raw.index("<ArticleTitle>[Vaccines are drugs].</ArticleTitle>")]
-    pmid = re.match(r'<PMID Version="1">(\d+)</PMID>', before[before.rindex("<PMID "):]).group(1)
+    pmid = re.match(r'<PMID Version="1">(\d+)</PMID>', before[before.rindex("<PMID ") :]).group(1)
     vaccine = by_pmid(sample(MEDLINE16)[0], pmid)
     assert [(p.type, p.text) for p in vaccine.passages] == [("title", "[Vaccines are drugs].")]
     broken = raw.replace("<ArticleTitle>[Vaccines are drugs].</ArticleTitle>", "<ArticleTitle></ArticleTitle>")
@@ -260,15 +264,22 @@ def test_metadata_of_one_known_citation():
     assert md.keywords == ["Back pain", "Diagnosis", "Management", "Outpatient"]
     assert [m.ui for m in md.mesh_terms] == ["D006801", "D017116", "D003937", "D001416", "D000894", "D015928"]
     low_back = md.mesh_terms[1]
-    assert (low_back.name, low_back.major_topic, low_back.qualifiers) == ("Low Back Pain", True, ["diagnosis", "etiology", "therapy"])
+    assert (low_back.name, low_back.major_topic, low_back.qualifiers) == (
+        "Low Back Pain",
+        True,
+        ["diagnosis", "etiology", "therapy"],
+    )
     assert md.mesh_terms[0].major_topic is False and md.mesh_terms[0].qualifiers == []
 
 
 def test_doi_is_the_articles_own_not_a_references():
     doc = by_pmid(sample(CURRENT)[0], "28786991")
     raw = raw_text(CURRENT)
-    seg = raw[raw.index("<PMID Version=\"1\">28786991</PMID>"):]
-    own = re.search(r'<ArticleId IdType="doi">([^<]*)</ArticleId>', seg.split("<ReferenceList", 1)[0].split("</MedlineCitation>", 1)[1])
+    seg = raw[raw.index('<PMID Version="1">28786991</PMID>') :]
+    own = re.search(
+        r'<ArticleId IdType="doi">([^<]*)</ArticleId>',
+        seg.split("<ReferenceList", 1)[0].split("</MedlineCitation>", 1)[1],
+    )
     assert doc.metadata.doi == own.group(1)
     assert seg.count('IdType="doi"') > 2  # the references carry DOIs of their own
 
@@ -277,7 +288,7 @@ def test_pmcid_from_pubmed_data_and_from_legacy_other_id():
     assert sample(PUBMED / "pubmed4.xml")[0][0].metadata.pmcid == "PMC5442267"
     legacy = by_pmid(sample(MEDLINE16)[0], "17942999")
     raw = raw_text(MEDLINE16)
-    seg = raw[raw.index("<PMID Version=\"1\">17942999</PMID>"):]
+    seg = raw[raw.index('<PMID Version="1">17942999</PMID>') :]
     seg = seg[: seg.index("</MedlineCitation>")]
     other = re.search(r'<OtherID Source="NLM">(PMC\d+)', seg)
     assert legacy.metadata.pmcid == (other.group(1) if other else None)
@@ -446,7 +457,11 @@ def test_latin1_file_that_declares_latin1_is_read(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "root", ["<collection><document><id>1</id></document></collection>", "<Foo><MedlineCitation><PMID>1</PMID></MedlineCitation></Foo>"]
+    "root",
+    [
+        "<collection><document><id>1</id></document></collection>",
+        "<Foo><MedlineCitation><PMID>1</PMID></MedlineCitation></Foo>",
+    ],
 )
 def test_wrong_root_element(tmp_path, root):
     path = tmp_path / "other.xml"

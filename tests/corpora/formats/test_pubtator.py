@@ -128,7 +128,11 @@ def test_cid_relations_anchor_on_first_mention_of_each_concept(parsed):
             assert rel.type == "CID" and rel.normalized == [Normalization("MESH", chem), Normalization("MESH", dis)]
             by_id = {e.id: e for e in doc.entities}
             for arg, concept, etype in ((rel.arg1_id, chem, "Chemical"), (rel.arg2_id, dis, "Disease")):
-                cands = [(int(c[1]), int(c[2])) for c in mentions if c[0] == pmid and c[4] == etype and concept in re.split(r"[|+]", c[5])]
+                cands = [
+                    (int(c[1]), int(c[2]))
+                    for c in mentions
+                    if c[0] == pmid and c[4] == etype and concept in re.split(r"[|+]", c[5])
+                ]
                 assert cands, (pmid, concept)
                 assert by_id[arg].offsets == [list(min(cands))]
         for doc in docs.values():
@@ -194,7 +198,10 @@ def test_trailing_spaces_in_mention_column_are_stripped_when_they_match(tmp_path
 def test_empty_abstract_still_gets_a_passage(tmp_path):
     path = _write_tmp("123|t|Title here.\n123|a|\n123\t0\t5\tTitle\tThing\t-1\n\n", tmp_path / "empty.txt")
     (doc,) = read_pubtator(path)
-    assert [(p.type, p.text, p.offsets) for p in doc.passages] == [("title", "Title here.", [[0, 11]]), ("abstract", "", [[12, 12]])]
+    assert [(p.type, p.text, p.offsets) for p in doc.passages] == [
+        ("title", "Title here.", [[0, 11]]),
+        ("abstract", "", [[12, 12]]),
+    ]
     assert doc.entities[0].text == ["Title"]
     out = io.StringIO()
     write_pubtator([doc], out)
@@ -246,19 +253,25 @@ def test_offsets_past_the_end(tmp_path):
 
 
 def test_wrong_column_count(tmp_path):
-    path, line = _edited(tmp_path, "227508\t49\t58\tclonidine\tChemical\tD003000\n", "227508\t49\t58\tclonidine\tChemical\n")
+    path, line = _edited(
+        tmp_path, "227508\t49\t58\tclonidine\tChemical\tD003000\n", "227508\t49\t58\tclonidine\tChemical\n"
+    )
     _expect(MalformedInputError, path, line, "5 columns")
 
 
 def test_mention_before_its_title(tmp_path):
-    path, line = _edited(tmp_path, "354896|t|Lidocaine-induced cardiac asystole.\n", "354896\t0\t9\tLidocaine\tChemical\tD008012\n")
+    path, line = _edited(
+        tmp_path, "354896|t|Lidocaine-induced cardiac asystole.\n", "354896\t0\t9\tLidocaine\tChemical\tD008012\n"
+    )
     _expect(MalformedInputError, path, line, "before its document's title", "record 354896")
 
 
 def test_truncated_mid_line(tmp_path):
     text = CDR_TRAIN.read_text(encoding="utf-8")
     # cut inside the id column: every column is still there, only the missing newline tells
-    cut = text.index("227508\t306\t322\talpha-methyldopa\tChemical\tD008750") + len("227508\t306\t322\talpha-methyldopa\tChemical\tD008")
+    cut = text.index("227508\t306\t322\talpha-methyldopa\tChemical\tD008750") + len(
+        "227508\t306\t322\talpha-methyldopa\tChemical\tD008"
+    )
     path = _write_tmp(text[:cut], tmp_path / "cut.txt")
     _expect(MalformedInputError, path, text[:cut].count("\n") + 1, "truncated")
 

@@ -11,8 +11,8 @@ from scispacy.custom_tokenizer import combined_rule_tokenizer
 from spacy.matcher import Matcher
 from spacy.tokens import Doc
 
-from corpora.preprocess.abbreviation_matchers import BracketPairMatcher, OrthSequenceMatcher, use_array_matchers
 from corpora.formats.registry import detect_format, expand_inputs, get_reader
+from corpora.preprocess.abbreviation_matchers import BracketPairMatcher, OrthSequenceMatcher, use_array_matchers
 from corpora.preprocess.pipeline import build_pipeline
 from corpora.schema import Document
 from tests.helpers.paths import ROOT

@@ -15,15 +15,14 @@ from pathlib import Path
 import pytest
 
 from corpora.errors import ConfigError
-from corpora.formats.registry import detect_format, expand_inputs, get_reader
-from corpora.preprocess.documents import preprocess_parallel
-from corpora.preprocess.pool import PreprocessPool
-from corpora.preprocess.documents import preprocess_documents
-from corpora.preprocess.pipeline import build_pipeline, pipeline_fingerprint
 from corpora.formats.pubmed_xml import read_pubmed_xml
 from corpora.formats.pubtator import read_pubtator
-from corpora.schema import Deletion, Document, Passage, passages_from_texts
+from corpora.formats.registry import detect_format, expand_inputs, get_reader
+from corpora.preprocess.documents import preprocess_documents, preprocess_parallel
+from corpora.preprocess.pipeline import build_pipeline, pipeline_fingerprint
+from corpora.preprocess.pool import PreprocessPool
 from corpora.preprocess.sentence_segmentation import sentence_starts
+from corpora.schema import Deletion, Document, Passage, passages_from_texts
 from tests.helpers.paths import ROOT
 
 SAMPLES = ROOT / "corpora" / "samples"
@@ -80,7 +79,10 @@ ABBREVIATIONS = {
         {("SNPs", "single-nucleotide polymorphisms"), ("TERT", "telomerase reverse transcriptase")},
         True,
     ),
-    ("pubmed5.xml", "28775130"): ({("TSH", "Thyroid-stimulating hormone"), ("anti-TPO", "antithyroid peroxidase")}, True),
+    ("pubmed5.xml", "28775130"): (
+        {("TSH", "Thyroid-stimulating hormone"), ("anti-TPO", "antithyroid peroxidase")},
+        True,
+    ),
     ("pubmed7.xml", "29963580"): ({("MRI", "magnetic resonance imaging"), ("CT", "computed-tomography")}, True),
     # Also found there: ("TTT", "treatment") for "targeted testing and treatment (TTT)", a known
     # Schwartz-Hearst miss (it takes the shortest match), so this one is checked as a subset.
@@ -109,7 +111,10 @@ def test_abbreviations_in_bundled_abstracts(annotated):
             definition = f"{long} ({short})"
             start = text.index(definition)
             long_span, short_span = [start, start + len(long)], [start + len(long) + 2, start + len(definition) - 1]
-            assert any(a.long_offsets == long_span and a.short_offsets == short_span for a in doc.abbreviations), (pmid, short)
+            assert any(a.long_offsets == long_span and a.short_offsets == short_span for a in doc.abbreviations), (
+                pmid,
+                short,
+            )
             # Every use of the short form as a whole word ("HP+NX" is one word), in any passage,
             # points to the definition.
             uses = [m.start() for m in re.finditer(rf"(?<![\w+/-]){re.escape(short)}(?![\w+/-])", text)]
@@ -191,23 +196,60 @@ def test_tokens_tile_every_whitespace_separated_chunk(annotated):
 
 SENTENCES = [
     # (file, PMID, phrase, the whole sentence around it, as read in the raw file)
-    ("chemprot_sample_abstracts.tsv", "23494186", "(e.g. ezetimibe",
-     "In patients who do not reach the LDL-C target, combination therapy with additional LDL-C lowering drugs (e.g. ezetimibe, bile acid sequestrants or fibrates) should be considered."),
-    ("medline16n0902.xml.gz", "25214372", "(e.g., emotion)", "Effects of item characteristics (e.g., emotion) were also evaluated."),
-    ("medline16n0902.xml.gz", "26215130", "(i.e. hookworm",
-     "Besides high sensitivity, PCR may also enhance specificity by reducing microscopic misdiagnosis of morphologically similar helminth larvae (i.e. hookworm and S. stercoralis) in settings where both helminth species co-exist."),
-    ("medline16n0902.xml.gz", "26702418", "Skorokhod et al. (2015)",
-     "Plakortin is an antimalarial endoperoxide whose molecular anti-parasitic effect is described in\xa0Skorokhod et al. (2015) [1]."),
-    ("medline16n0902.xml.gz", "25294880", "did not lyse E. coli",
-     "In addition, VanX mutants with suppressed dipeptidase activity did not lyse E. coli cells, confirming that bacteriolysis originated from the dipeptidase activity of VanX."),
-    ("medline16n0902.xml.gz", "25294880", "E. coli cells undergoing",
-     "We also observed shape changes in E. coli cells undergoing VanX-mediated lysis with optical microscopy and classified these changes into three classes: bursting, deformation, and leaking fluid."),
-    ("CDR_dev_sample.PubTator.txt", "3115150", "0.63 and 2.5 mg/kg",
-     "Intraperitoneal ketanserin administration at doses of 0.63 and 2.5 mg/kg prevented the alfentanil-induced increase in electromyographic activity compared with animals pretreated with saline."),
-    ("CDR_train_sample.PubTator.txt", "1378968", "(40 vs. 19%)",
-     "Newborn female Wistar rats were fed a lithium-containing diet (50 mmol/kg) for 8 weeks and then randomized to normal diet, HP diet (40 vs. 19%), NX or HP+NX for another 8 weeks."),
-    ("chemprot_sample_abstracts.tsv", "9399970", "(-)-N-allylnormetazocine and",
-     "(-)-N-allylnormetazocine and (+)-propoxyphene substituted partially for the dezocine stimulus, an effect obtained even when tested up to doses that suppressed responding."),
+    (
+        "chemprot_sample_abstracts.tsv",
+        "23494186",
+        "(e.g. ezetimibe",
+        "In patients who do not reach the LDL-C target, combination therapy with additional LDL-C lowering drugs (e.g. ezetimibe, bile acid sequestrants or fibrates) should be considered.",
+    ),
+    (
+        "medline16n0902.xml.gz",
+        "25214372",
+        "(e.g., emotion)",
+        "Effects of item characteristics (e.g., emotion) were also evaluated.",
+    ),
+    (
+        "medline16n0902.xml.gz",
+        "26215130",
+        "(i.e. hookworm",
+        "Besides high sensitivity, PCR may also enhance specificity by reducing microscopic misdiagnosis of morphologically similar helminth larvae (i.e. hookworm and S. stercoralis) in settings where both helminth species co-exist.",
+    ),
+    (
+        "medline16n0902.xml.gz",
+        "26702418",
+        "Skorokhod et al. (2015)",
+        "Plakortin is an antimalarial endoperoxide whose molecular anti-parasitic effect is described in\xa0Skorokhod et al. (2015) [1].",
+    ),
+    (
+        "medline16n0902.xml.gz",
+        "25294880",
+        "did not lyse E. coli",
+        "In addition, VanX mutants with suppressed dipeptidase activity did not lyse E. coli cells, confirming that bacteriolysis originated from the dipeptidase activity of VanX.",
+    ),
+    (
+        "medline16n0902.xml.gz",
+        "25294880",
+        "E. coli cells undergoing",
+        "We also observed shape changes in E. coli cells undergoing VanX-mediated lysis with optical microscopy and classified these changes into three classes: bursting, deformation, and leaking fluid.",
+    ),
+    (
+        "CDR_dev_sample.PubTator.txt",
+        "3115150",
+        "0.63 and 2.5 mg/kg",
+        "Intraperitoneal ketanserin administration at doses of 0.63 and 2.5 mg/kg prevented the alfentanil-induced increase in electromyographic activity compared with animals pretreated with saline.",
+    ),
+    (
+        "CDR_train_sample.PubTator.txt",
+        "1378968",
+        "(40 vs. 19%)",
+        "Newborn female Wistar rats were fed a lithium-containing diet (50 mmol/kg) for 8 weeks and then randomized to normal diet, HP diet (40 vs. 19%), NX or HP+NX for another 8 weeks.",
+    ),
+    (
+        "chemprot_sample_abstracts.tsv",
+        "9399970",
+        "(-)-N-allylnormetazocine and",
+        "(-)-N-allylnormetazocine and (+)-propoxyphene substituted partially for the dezocine stimulus, an effect obtained even when tested up to doses that suppressed responding.",
+    ),
 ]
 
 
@@ -225,16 +267,35 @@ def test_sentence_boundaries_on_real_sentences(annotated, file, pmid, phrase, se
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ("Stress was induced, i.e. 24-h blood drawing was done. Results were clear.",
-         ["Stress was induced, i.e. 24-h blood drawing was done.", "Results were clear."]),
-        ("Several drugs, e.g. the statins, were given. Then we stopped.",
-         ["Several drugs, e.g. the statins, were given.", "Then we stopped."]),
-        ("As shown by Smith et al. (2001) the cells grew. We then lysed E. coli cells with 2.5 mg lysozyme. mRNA rose.",
-         ["As shown by Smith et al. (2001) the cells grew.", "We then lysed E. coli cells with 2.5 mg lysozyme.", "mRNA rose."]),
-        ("Levels rose (see Fig. 2. The second panel). Infection with S. Typhimurium was cleared. Patients had hepatitis B. We treated them.",
-         ["Levels rose (see Fig. 2. The second panel).", "Infection with S. Typhimurium was cleared.", "Patients had hepatitis B.", "We treated them."]),
-        ("Is it safe? Yes. A title without a period\nThe abstract starts here vs. there.",
-         ["Is it safe?", "Yes.", "A title without a period", "The abstract starts here vs. there."]),
+        (
+            "Stress was induced, i.e. 24-h blood drawing was done. Results were clear.",
+            ["Stress was induced, i.e. 24-h blood drawing was done.", "Results were clear."],
+        ),
+        (
+            "Several drugs, e.g. the statins, were given. Then we stopped.",
+            ["Several drugs, e.g. the statins, were given.", "Then we stopped."],
+        ),
+        (
+            "As shown by Smith et al. (2001) the cells grew. We then lysed E. coli cells with 2.5 mg lysozyme. mRNA rose.",
+            [
+                "As shown by Smith et al. (2001) the cells grew.",
+                "We then lysed E. coli cells with 2.5 mg lysozyme.",
+                "mRNA rose.",
+            ],
+        ),
+        (
+            "Levels rose (see Fig. 2. The second panel). Infection with S. Typhimurium was cleared. Patients had hepatitis B. We treated them.",
+            [
+                "Levels rose (see Fig. 2. The second panel).",
+                "Infection with S. Typhimurium was cleared.",
+                "Patients had hepatitis B.",
+                "We treated them.",
+            ],
+        ),
+        (
+            "Is it safe? Yes. A title without a period\nThe abstract starts here vs. there.",
+            ["Is it safe?", "Yes.", "A title without a period", "The abstract starts here vs. there."],
+        ),
     ],
 )
 def test_segmenter_rules(nlp, text, expected):
@@ -495,7 +556,16 @@ def test_lone_surrogate_does_not_break_offsets(nlp, caplog):
     text = "Bad \ud800 byte here. Next sentence."
     with caplog.at_level(logging.WARNING, logger="corpora.preprocess.pipeline"):
         (out,) = preprocess_documents([_one([text])], nlp)
-    assert [out.text[t.start : t.end] for t in out.tokens] == ["Bad", "\ud800", "byte", "here", ".", "Next", "sentence", "."]
+    assert [out.text[t.start : t.end] for t in out.tokens] == [
+        "Bad",
+        "\ud800",
+        "byte",
+        "here",
+        ".",
+        "Next",
+        "sentence",
+        ".",
+    ]
     assert any("surrogate" in r.getMessage() for r in caplog.records)
 
 
@@ -504,7 +574,10 @@ def test_passage_order_and_gaps(nlp):
     doc = Document(
         id="g",
         document_id="g",
-        passages=[Passage("b", "abstract", "Second part. Ends.", [[20, 38]]), Passage("a", "title", "First.", [[0, 6]])],
+        passages=[
+            Passage("b", "abstract", "Second part. Ends.", [[20, 38]]),
+            Passage("a", "title", "First.", [[0, 6]]),
+        ],
     )
     (out,) = preprocess_documents([doc], nlp)
     assert [out.text[s.start : s.end] for s in out.sentences] == ["First.", "Second part.", "Ends."]

@@ -27,7 +27,9 @@ def _wait_for_deployment(name: str, timeout: float) -> None:
 
 
 @pytest.mark.slow
-def test_served_deployment_processes_only_new_files(samples: Path, tmp_path: Path, tiny_models: dict[str, str], prefect_harness: None) -> None:
+def test_served_deployment_processes_only_new_files(
+    samples: Path, tmp_path: Path, tiny_models: dict[str, str], prefect_harness: None
+) -> None:
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
 

@@ -16,11 +16,15 @@ def _tables(root: Path) -> dict[str, object]:
     return {p.name: pq.read_table(p) for p in sorted((root / "data").glob("*.parquet"))}
 
 
-def test_annotate_raw_files_end_to_end(samples: Path, tmp_path: Path, tiny_models: dict[str, str], prefect_harness: None) -> None:
+def test_annotate_raw_files_end_to_end(
+    samples: Path, tmp_path: Path, tiny_models: dict[str, str], prefect_harness: None
+) -> None:
     from pipelines.flows.annotate import annotate_flow
 
     out = tmp_path / "annotated"
-    summary = annotate_flow([str(samples / p) for p in INPUTS], str(out), tiny_models["ner"], tiny_models["re"], progress=False)
+    summary = annotate_flow(
+        [str(samples / p) for p in INPUTS], str(out), tiny_models["ner"], tiny_models["re"], progress=False
+    )
     assert [r["status"] for r in summary.reports] == ["written"] * 3
     docs = list(open_dataset(out).iter_documents())
     assert len(docs) == 2 + 1 + 4
@@ -46,16 +50,22 @@ def test_annotate_raw_files_end_to_end(samples: Path, tmp_path: Path, tiny_model
 
     # rerun: nothing to do; after a crash that lost one shard, only that shard is redone
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "data").iterdir()}
-    again = annotate_flow([str(samples / p) for p in INPUTS], str(out), tiny_models["ner"], tiny_models["re"], progress=False)
+    again = annotate_flow(
+        [str(samples / p) for p in INPUTS], str(out), tiny_models["ner"], tiny_models["re"], progress=False
+    )
     assert [r["status"] for r in again.reports] == ["skipped"] * 3
     lost = sorted((out / "data").iterdir())[0]
     lost.unlink()
-    resumed = annotate_flow([str(samples / p) for p in INPUTS], str(out), tiny_models["ner"], tiny_models["re"], progress=False)
+    resumed = annotate_flow(
+        [str(samples / p) for p in INPUTS], str(out), tiny_models["ner"], tiny_models["re"], progress=False
+    )
     assert sorted(r["status"] for r in resumed.reports) == ["skipped", "skipped", "written"]
     assert {p.name for p in (out / "data").iterdir()} == set(stamps)
 
 
-def test_dask_runner_gives_identical_output(samples: Path, tmp_path: Path, tiny_models: dict[str, str], prefect_harness: None) -> None:
+def test_dask_runner_gives_identical_output(
+    samples: Path, tmp_path: Path, tiny_models: dict[str, str], prefect_harness: None
+) -> None:
     from pipelines.flows.annotate import annotate_flow
     from pipelines.flows.runners import task_runner
 
@@ -65,7 +75,9 @@ def test_dask_runner_gives_identical_output(samples: Path, tmp_path: Path, tiny_
     dask_flow = annotate_flow.with_options(task_runner=task_runner(dask_workers=2))
     # the same preprocessed input, annotated on a local Dask cluster of 2 worker processes
     dask_out = tmp_path / "dask"
-    dask_flow([str(plain / "_work" / "preprocessed")], str(dask_out), tiny_models["ner"], tiny_models["re"], progress=False)
+    dask_flow(
+        [str(plain / "_work" / "preprocessed")], str(dask_out), tiny_models["ner"], tiny_models["re"], progress=False
+    )
     a, b = _tables(plain), _tables(dask_out)
     assert a.keys() == b.keys() and len(a) == 3
     for name in a:
@@ -86,16 +98,20 @@ def test_bad_model_directory_is_reported(samples: Path, tmp_path: Path, tiny_mod
 
         AnnotationEngine(str(broken))
     out = tmp_path / "out"
-    assert cli_main(["annotate", str(samples / INPUTS[0]), "--ner", str(broken), "--out", str(out), "--no-progress"]) == 1
+    assert (
+        cli_main(["annotate", str(samples / INPUTS[0]), "--ner", str(broken), "--out", str(out), "--no-progress"]) == 1
+    )
     assert not DatasetStore(out).shard_files()  # nothing partial
 
 
-def test_annotated_shard_follows_upstream_deletions(samples: Path, tmp_path: Path, tiny_models: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_annotated_shard_follows_upstream_deletions(
+    samples: Path, tmp_path: Path, tiny_models: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from biomodels.inference.annotate_shard import annotate_shard
     from biomodels.inference.engine import AnnotationEngine
     from corpora.dataset.ingest import ingest_file
-    from corpora.preprocess.shard import preprocess_shard
     from corpora.dataset.store import shard_name_for
+    from corpora.preprocess.shard import preprocess_shard
 
     base = samples / "pubmed/test_current_medline.xml.gz"  # four citations
     ds, pre, out = tmp_path / "ds", tmp_path / "pre", tmp_path / "ann"
@@ -106,7 +122,9 @@ def test_annotated_shard_follows_upstream_deletions(samples: Path, tmp_path: Pat
     before = {d.document_id: d.to_dict() for d in open_dataset(out).iter_documents(shard)}
     gone = sorted(before)[1]
     update = tmp_path / "zz_update.xml"
-    update.write_text(f'<?xml version="1.0"?>\n<PubmedArticleSet><DeleteCitation><PMID Version="1">{gone}</PMID></DeleteCitation></PubmedArticleSet>\n')
+    update.write_text(
+        f'<?xml version="1.0"?>\n<PubmedArticleSet><DeleteCitation><PMID Version="1">{gone}</PMID></DeleteCitation></PubmedArticleSet>\n'
+    )
     ingest_file(update, ds)
     assert DatasetStore(ds).reconcile() == {shard: 1}
     assert preprocess_shard(ds, shard, pre).status == "synced"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from corpora.errors import PartialFailure
-from corpora.formats.registry import detect_format, expand_inputs
 from corpora.dataset.ingest import ingest_file
 from corpora.dataset.store import DatasetStore, open_dataset, shard_name_for
+from corpora.errors import PartialFailure
+from corpora.formats.registry import detect_format, expand_inputs
 from pipelines.cli import main as cli_main
 
 
@@ -77,12 +77,14 @@ def test_medline_update_deletes_and_replaces(samples: Path, tmp_path: Path) -> N
     pmids = re.findall(r"<MedlineCitation [^>]*>\s*<PMID[^>]*>(\d+)</PMID>", raw)
     assert len(pmids) == 604
     first = re.search(r"<MedlineCitation [^>]*>.*?</MedlineCitation>", raw, re.S).group(0)
-    revised = re.sub(r"<ArticleTitle>(.*?)</ArticleTitle>", r"<ArticleTitle>REVISED \1</ArticleTitle>", first, count=1, flags=re.S)
+    revised = re.sub(
+        r"<ArticleTitle>(.*?)</ArticleTitle>", r"<ArticleTitle>REVISED \1</ArticleTitle>", first, count=1, flags=re.S
+    )
     update = tmp_path / "medline16n0903.xml"
     update.write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n<MedlineCitationSet>\n'
         + revised
-        + f"\n<DeleteCitation><PMID Version=\"1\">{pmids[5]}</PMID></DeleteCitation>\n</MedlineCitationSet>\n"
+        + f'\n<DeleteCitation><PMID Version="1">{pmids[5]}</PMID></DeleteCitation>\n</MedlineCitationSet>\n'
     )
     out = tmp_path / "ds"
     ingest_file(base, out)
@@ -122,11 +124,21 @@ def _bad_inputs(samples: Path, root: Path) -> dict[str, Path]:
         "empty": root / "empty.txt",
         "latin1": root / "latin1.PubTator.txt",
     }
-    bad["malformed"].write_text('<?xml version="1.0"?>\n<PubmedArticleSet>\n<PubmedArticle><MedlineCitation>\n<PMID>1</PMID>\n</PubmedArticleSet>\n')
+    bad["malformed"].write_text(
+        '<?xml version="1.0"?>\n<PubmedArticleSet>\n<PubmedArticle><MedlineCitation>\n<PMID>1</PMID>\n</PubmedArticleSet>\n'
+    )
     bad["truncated"].write_bytes(good_gz[: len(good_gz) // 2])
     bad["unknown"].write_text("this is neither a corpus nor a format\n just prose, two lines\n")
     pubtator = (samples / "ncbi-disease/NCBI_devel_sample.PubTator.txt").read_text()
-    bad["offsets"].write_text(re.sub(r"^(\d+\t)(\d+)(\t)", lambda m: f"{m.group(1)}{int(m.group(2)) + 1}{m.group(3)}", pubtator, count=1, flags=re.M))
+    bad["offsets"].write_text(
+        re.sub(
+            r"^(\d+\t)(\d+)(\t)",
+            lambda m: f"{m.group(1)}{int(m.group(2)) + 1}{m.group(3)}",
+            pubtator,
+            count=1,
+            flags=re.M,
+        )
+    )
     bad["empty"].write_bytes(b"")
     bad["latin1"].write_bytes("123|t|Caf\u00e9 au lait spots\n123|a|Pigmented macules.\n\n".encode("latin-1"))
     return bad
@@ -163,9 +175,18 @@ def test_flow_reports_bad_files_and_keeps_the_rest(samples: Path, tmp_path: Path
     assert not list((out / ".staging").glob("*"))
 
 
-def test_cli_ingest_exit_codes_and_rerun(samples: Path, tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture) -> None:
+def test_cli_ingest_exit_codes_and_rerun(
+    samples: Path, tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "ds"
-    args = ["ingest", str(samples / "pubmed"), str(samples / "bc5cdr/CDR_train_sample.BioC.xml"), "--out", str(out), "--no-progress"]
+    args = [
+        "ingest",
+        str(samples / "pubmed"),
+        str(samples / "bc5cdr/CDR_train_sample.BioC.xml"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert cli_main(args) == 0
     text = capsys.readouterr().out
     assert "written" in text and str(out) in text
@@ -182,12 +203,16 @@ def test_cli_ingest_exit_codes_and_rerun(samples: Path, tmp_path: Path, prefect_
     assert cli_main(["ingest", str(tmp_path / "missing.xml"), "--out", str(out)]) == 1
 
 
-def test_cli_offset_mismatch_policy(samples: Path, tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture) -> None:
+def test_cli_offset_mismatch_policy(
+    samples: Path, tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture
+) -> None:
     bioc = tmp_path / "in" / "cdr.BioC.xml"
     bioc.parent.mkdir()
     raw = (samples / "bc5cdr/CDR_train_sample.BioC.xml").read_text(encoding="utf-8")
     assert raw.count('<location offset="49" length="9"/>') == 1  # "clonidine" of document 227508
-    bioc.write_text(raw.replace('<location offset="49" length="9"/>', '<location offset="48" length="9"/>'), encoding="utf-8")
+    bioc.write_text(
+        raw.replace('<location offset="49" length="9"/>', '<location offset="48" length="9"/>'), encoding="utf-8"
+    )
     pubtator = samples / "ncbi-disease/NCBI_devel_sample.PubTator.txt"
     out = tmp_path / "ds"
     base = ["ingest", str(bioc), str(pubtator), "--out", str(out), "--no-progress"]
@@ -201,7 +226,9 @@ def test_cli_offset_mismatch_policy(samples: Path, tmp_path: Path, prefect_harne
     assert "1 written" in capsys.readouterr().out  # the PubTator shard is unchanged: not redone
     (doc,) = [d for d in open_dataset(out).iter_documents() if d.document_id == "227508"]
     assert "clonidine" not in [t for e in doc.entities for t in e.text][:2]
-    assert json.loads(doc.metadata.extra)["bioc"]["skipped"] == [{"id": "1", "text": "clonidine", "offsets": [[48, 57]]}]
+    assert json.loads(doc.metadata.extra)["bioc"]["skipped"] == [
+        {"id": "1", "text": "clonidine", "offsets": [[48, 57]]}
+    ]
     assert cli_main([*base, "--on-offset-mismatch", "skip"]) == 0
     assert "0 written" in capsys.readouterr().out
 

@@ -13,12 +13,18 @@ from corpora.dataset.store import DatasetStore, open_dataset
 @pytest.fixture()
 def small_dataset(samples: Path, tmp_path: Path) -> Path:
     out = tmp_path / "ds"
-    for rel in ("pubmed/pubmed4.xml", "pubmed/test_current_medline.xml.gz", "ncbi-disease/NCBI_devel_sample.PubTator.txt"):
+    for rel in (
+        "pubmed/pubmed4.xml",
+        "pubmed/test_current_medline.xml.gz",
+        "ncbi-disease/NCBI_devel_sample.PubTator.txt",
+    ):
         ingest_file(samples / rel, out)
     return out
 
 
-def test_preprocess_flow_adds_offsets_and_skips_reruns(small_dataset: Path, tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_preprocess_flow_adds_offsets_and_skips_reruns(
+    small_dataset: Path, tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import corpora.preprocess.shard as ps
     from pipelines.flows.preprocess import preprocess_flow
 
@@ -49,7 +55,9 @@ def test_preprocess_flow_adds_offsets_and_skips_reruns(small_dataset: Path, tmp_
 
     # a different pipeline fingerprint (another model or version) redoes every shard
     real = ps.preprocess_producer
-    monkeypatch.setattr(ps, "preprocess_producer", lambda m=None: {"preprocess": {**real(m)["preprocess"], "hash": "changed"}})
+    monkeypatch.setattr(
+        ps, "preprocess_producer", lambda m=None: {"preprocess": {**real(m)["preprocess"], "hash": "changed"}}
+    )
     redo = preprocess_flow(str(small_dataset), str(out), progress=False)
     assert [r["status"] for r in redo.reports] == ["written"] * 3
 
@@ -61,7 +69,9 @@ def test_preprocess_flow_adds_offsets_and_skips_reruns(small_dataset: Path, tmp_
     assert gone.name not in {p.name for p in (out / "data").iterdir()}
 
 
-def test_shards_share_one_worker_pool(small_dataset: Path, tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shards_share_one_worker_pool(
+    small_dataset: Path, tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import corpora.preprocess.pool as pp
     import corpora.preprocess.shard as ps
     from pipelines.flows.preprocess import preprocess_flow
@@ -84,13 +94,15 @@ def test_shards_share_one_worker_pool(small_dataset: Path, tmp_path: Path, prefe
     assert {d.id: d.to_dict() for d in open_dataset(tmp_path / "two").iter_documents()} == one
 
 
-def test_upstream_removals_are_applied_not_redone(samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upstream_removals_are_applied_not_redone(
+    samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import gzip
     import re
 
     import corpora.preprocess.pipeline as pre
-    from corpora.preprocess.shard import preprocess_shard
     from corpora.dataset.store import shard_name_for
+    from corpora.preprocess.shard import preprocess_shard
 
     base = samples / "pubmed/medline16n0902.xml.gz"
     raw = gzip.open(base).read().decode()
