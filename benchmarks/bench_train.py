@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ner_bench_data import LABELS, ner_features  # noqa: E402
 
 from biomodels.data.batching import PaddingCollator  # noqa: E402
-from biomodels.training.trainer import TrainConfig, Trainer  # noqa: E402
+from biomodels.training.config import TrainConfig
+from biomodels.training.trainer import Trainer  # noqa: E402
 
 SEED, LR = 42, 5e-5
 
@@ -97,7 +98,6 @@ def run_ours(features: list[dict], tokenizer, steps: int, batch: int, out: Path)
     model = build_model(len(tokenizer))
     meter = TokenMeter(model)
     cfg = TrainConfig(
-        out_dir=out,
         learning_rate=LR,
         max_steps=steps,
         batch_size=batch,
@@ -109,8 +109,9 @@ def run_ours(features: list[dict], tokenizer, steps: int, batch: int, out: Path)
         device="cpu",
         progress=False,
         plot=False,
+        save_every=None,
     )
-    result = Trainer(model, features, PaddingCollator(tokenizer.pad_token_id), cfg).train()
+    result = Trainer(model, features, PaddingCollator(tokenizer.pad_token_id), cfg, out).train()
     report = meter.report(time.perf_counter())
     report["trainer_reported_tokens_per_s"] = result.tokens_per_s
     report["optimizer"] = result.run_info["optimizer"]["name"]

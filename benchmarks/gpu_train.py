@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from biomodels.data.batching import PaddingCollator  # noqa: E402
-from biomodels.training.trainer import StepInfo, TrainConfig, Trainer  # noqa: E402
+from biomodels.training.config import TrainConfig
+from biomodels.training.trainer import StepInfo, Trainer  # noqa: E402
 
 # Word-piece lengths of NCBI-disease train (5,424 sentences, [CLS] and [SEP] included, WordPiece
 # vocabulary of 8,000 trained on the text by benchmarks/ner_bench_data.py): bins of 10, counts.
@@ -172,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         cfg = TrainConfig(
-            out_dir=out,
             learning_rate=5e-5,
             max_steps=steps,
             batch_size=batch,
@@ -183,9 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             device=str(device),
             progress=None,
             plot=False,
+            save_every=None,
         )
         collate = PaddingCollator(PAD, pad_to_multiple_of=8 if device.type == "cuda" else None)
-        trainer = Trainer(model, features, collate, cfg, callbacks=[mark])
+        trainer = Trainer(model, features, collate, cfg, out, callbacks=[mark])
         wall = time.perf_counter()
         result = trainer.train()
         wall = time.perf_counter() - wall

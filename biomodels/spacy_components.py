@@ -5,8 +5,11 @@ spaCy pipeline (after scispaCy's tokenizer, sentence boundaries and abbreviation
     nlp.add_pipe("biomegatron_re", config={"model": "models/chemprot"})
 
 Both are registered as `spacy_factories` entry points, so `add_pipe` and spaCy config files find
-them without importing this package. `__call__` delegates to `pipe`, which sends a batch of docs
-through the engine at once (sentences length-sorted into padded-size batches).
+them without importing this package. They follow spaCy's own split: `predict(docs)` runs the
+engine and leaves the docs untouched, `set_annotations(docs, predictions)` writes; `__call__` and
+`pipe` call both under `self.get_error_handler()` (so `nlp.set_error_handler` can skip a bad doc
+instead of stopping a run). `pipe` sends a batch of docs through the engine at once (sentences
+length-sorted into padded-size batches).
 
 NER: the words are the non-whitespace tokens of each sentence (`doc.sents`); a doc without sentence
 boundaries is one sentence (long ones are windowed, so nothing is cut). It writes:
@@ -19,8 +22,9 @@ writes `doc._.<extension>` (default `biomegatron_relations`): a list of plain di
 {"head": [start_char, end_char, label], "tail": [...], "label", "score", "annotator"}, never Spans,
 so docs pickle, go through `DocBin` and cross process boundaries. `None` means RE did not run.
 
-Saving: `to_disk` copies the model directory's files (safetensors weights, tokenizer, labels,
-biomed.json) into the component's folder; `from_disk` loads them from there, so a pipeline saved with
+Saving goes through `spacy.util.to_disk`/`from_disk` with two parts, honouring `exclude`: `cfg`
+(the component's settings, JSON) and `model` (a copy of the model directory's files: safetensors
+weights, tokenizer, labels, biomed.json); `from_disk` loads them from there, so a pipeline saved with
 `nlp.to_disk` loads offline with `spacy.load(path)`. Weights load lazily: a component made from a
 config whose model path is gone works once `from_disk` has run (that is what `spacy.load` does).
 
@@ -39,8 +43,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import srsly
+from spacy import util
 from spacy.attrs import IS_SPACE, ORTH
 from spacy.language import Language
+from spacy.pipeline import Pipe
 from spacy.tokens import Doc, Span, SpanGroup
 
 if TYPE_CHECKING:  # torch is imported only when a component first runs: spaCy imports this module
@@ -65,8 +72,9 @@ MODEL_FILES = (
 OPTIONAL_FILES = ("vocab.txt", "special_tokens_map.json", "added_tokens.json")
 
 
-class _EngineComponent:
-    """What both components share: lazy engine, batching, saving the model with the pipeline."""
+class _EngineComponent(Pipe):
+    """What both components share: lazy engine, batching, the error handler, saving the model with
+    the pipeline. Subclasses define `predict`, `set_annotations` and the settings in `cfg`."""
 
     task = ""
 
@@ -89,6 +97,7 @@ class _EngineComponent:
         self.precision = precision
         self.model_path: Path | None = Path(model).expanduser() if model else None
         self._engine: AnnotationEngine | None = None
+        self.cfg: dict[str, Any] = {"batch_size": batch_size}
 
     def _make_engine(self, path: Path) -> AnnotationEngine:
         raise NotImplementedError
@@ -108,7 +117,12 @@ class _EngineComponent:
         return self.engine.annotators[self.task]
 
     def __call__(self, doc: Doc) -> Doc:
-        return next(iter(self.pipe([doc])))
+        error_handler = self.get_error_handler()
+        try:
+            self.set_annotations([doc], self.predict([doc]))
+        except Exception as exc:
+            error_handler(self.name, self, [doc], exc)
+        return doc
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
         """Process docs in chunks of `batch_size` docs or 64k tokens, whichever comes first (the
@@ -116,11 +130,20 @@ class _EngineComponent:
         from biomodels.inference.engine import DEFAULT_CHUNK_TOKENS
         from biomodels.inference.runtime import iter_chunks
 
+        error_handler = self.get_error_handler()
         for docs in iter_chunks(iter(stream), batch_size or self.batch_size, len, DEFAULT_CHUNK_TOKENS):
-            self._process(docs)
+            try:
+                self.set_annotations(docs, self.predict(docs))
+            except Exception as exc:
+                error_handler(self.name, self, docs, exc)
             yield from docs
 
-    def _process(self, docs: list[Doc]) -> None:
+    def predict(self, docs: Iterable[Doc]) -> list[Any]:
+        """One prediction per doc, computed without touching the docs."""
+        raise NotImplementedError
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: list[Any]) -> None:
+        """Write `predict`'s output onto the docs."""
         raise NotImplementedError
 
     def initialize(self, get_examples: Any = None, *, nlp: Language | None = None) -> None:
@@ -130,16 +153,32 @@ class _EngineComponent:
     # ---------------------------------------------------------------------------------- saving
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        """Write `cfg` and a copy of the model directory (`model`) into `path`, minus `exclude`."""
+        util.to_disk(path, {"cfg": lambda p: srsly.write_json(p, self.cfg), MODEL_SUBDIR: self._save_model}, exclude)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> _EngineComponent:
+        """Read what `to_disk` wrote; with "model" excluded the configured model path stays."""
+        util.from_disk(path, {"cfg": self._load_cfg, MODEL_SUBDIR: self._load_model}, exclude)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        raise NotImplementedError(f"{self.name}: the model is a folder of files; save the pipeline with nlp.to_disk")
+
+    def _load_cfg(self, path: Path) -> None:
+        if path.is_file():  # pipelines saved before the settings were written have none
+            self.cfg.update(srsly.read_json(path))
+            self.batch_size = int(self.cfg.get("batch_size", self.batch_size))
+
+    def _save_model(self, target: Path) -> None:
         source = self.model_path
         if source is None:
             raise ConfigError(f"{self.name}: no model to save")
-        target = Path(path) / MODEL_SUBDIR
         if target.resolve() == source.resolve():
             return  # saving a pipeline onto the folder it was loaded from
         missing = [f for f in MODEL_FILES if not (source / f).is_file()]
         if missing:
             raise ModelError(f"{source}: cannot save {self.name}, the model directory lacks {', '.join(missing)}")
-        staging = Path(path) / f".{MODEL_SUBDIR}.tmp"
+        staging = target.with_name(f".{target.name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         for name in MODEL_FILES + OPTIONAL_FILES:
@@ -148,13 +187,11 @@ class _EngineComponent:
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
 
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> _EngineComponent:
-        folder = Path(path) / MODEL_SUBDIR
+    def _load_model(self, folder: Path) -> None:
         if not folder.is_dir():
-            raise ModelError(f"{folder}: missing; {Path(path)} was not saved by the {self.name} component")
+            raise ModelError(f"{folder}: missing; {folder.parent} was not saved by the {self.name} component")
         self.model_path = folder
         self._engine = self._make_engine(folder)
-        return self
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -202,29 +239,38 @@ class BiomegatronNER(_EngineComponent):
         super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision)
         self.overwrite_ents = overwrite_ents
         self.spans_key = spans_key
+        self.cfg.update(overwrite_ents=overwrite_ents, spans_key=spans_key)
 
     def _make_engine(self, path: Path) -> AnnotationEngine:
         from biomodels.inference.engine import AnnotationEngine
 
         return AnnotationEngine(path, None, self.device, self.batch_tokens, self.precision)
 
-    def _process(self, docs: list[Doc]) -> None:
+    def predict(self, docs: Iterable[Doc]) -> list[list[tuple[int, int, str, float]]]:
+        """Per doc, its predicted entities as (start token, end token, label, score)."""
+        docs = list(docs)
         per_doc = [_content_tokens(doc) for doc in docs]
         sentences = []
         for doc, sents in zip(docs, per_doc):
             words = _token_texts(doc)
             sentences.extend([words[i] for i in idx.tolist()] for idx in sents)
         predictions = iter(self.engine.predict_entities(sentences) if sentences else [])
-        annotator = self.annotator
-        for doc, sents in zip(docs, per_doc):
-            spans, scores = [], []
+        out = []
+        for sents in per_doc:
+            found = []
             for idx in sents:
-                found = next(predictions)
-                if found:
-                    pos = idx.tolist()
-                    for first, end, label, score in found:
-                        spans.append(Span(doc, pos[first], pos[end - 1] + 1, label=label))
-                        scores.append(score)
+                pos = idx.tolist()
+                found.extend(
+                    (pos[first], pos[end - 1] + 1, label, score) for first, end, label, score in next(predictions)
+                )
+            out.append(found)
+        return out
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: list[list[tuple[int, int, str, float]]]) -> None:
+        annotator = self.annotator
+        for doc, found in zip(docs, predictions):
+            spans = [Span(doc, start, end, label=label) for start, end, label, _ in found]
+            scores = [score for *_, score in found]
             doc.spans[self.spans_key] = SpanGroup(
                 doc, name=self.spans_key, spans=spans, attrs={"scores": scores, "annotator": annotator}
             )
@@ -259,6 +305,7 @@ class BiomegatronRE(_EngineComponent):
         if not extension.isidentifier():
             raise ConfigError(f"{name}: extension {extension!r} is not a valid attribute name")
         self.extension = extension
+        self.cfg.update(extension=extension)
         if not Doc.has_extension(extension):
             Doc.set_extension(extension, default=None)
 
@@ -267,12 +314,14 @@ class BiomegatronRE(_EngineComponent):
 
         return AnnotationEngine(None, path, self.device, self.batch_tokens, self.precision, existing="keep")
 
-    def _process(self, docs: list[Doc]) -> None:
+    def predict(self, docs: Iterable[Doc]) -> list[list[dict[str, Any]]]:
+        """Per doc, its relations (plain dicts) among the candidate pairs of its `doc.ents`."""
         engine = self.engine
         per_doc = [engine.relation_candidates(as_document(doc)) if doc.ents else [] for doc in docs]
         results = iter(engine.predict_relations([c for cands in per_doc for c in cands]))
         negative, annotator = engine.negative_label, self.annotator
-        for doc, cands in zip(docs, per_doc):
+        out = []
+        for cands in per_doc:
             found = []
             for cand in cands:
                 label, score = next(results)
@@ -287,6 +336,11 @@ class BiomegatronRE(_EngineComponent):
                         "annotator": annotator,
                     }
                 )
+            out.append(found)
+        return out
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: list[list[dict[str, Any]]]) -> None:
+        for doc, found in zip(docs, predictions):
             doc._.set(self.extension, found)
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from corpora.dataset.derived_shards import new_entry, sync_removals
-from corpora.dataset.ingest import ShardReport, report_if_current
+from corpora.dataset.shard_report import ShardReport, report_if_current
 from corpora.dataset.store import DatasetStore, open_dataset
 from corpora.dataset.versioning import code_version, source_hash
 from corpora.formats.textio import sha256_file

@@ -38,7 +38,7 @@ from biomodels.data.re_candidates import RELATION_TASKS
 from biomodels.data.re_marking import MARKER_STYLES
 from biomodels.models.model_dir import load_model_dir, save_model_dir, write_json
 from biomodels.training import distributed as D
-from biomodels.training.config import TASKS, RunConfig, build_config
+from biomodels.training.config import TASKS, TrainConfig, build_config
 from biomodels.training.evaluation import EvalSet, headline, make_eval_fn, predict, score
 from corpora.errors import ConfigError
 from corpora.formats.textio import sha256_file
@@ -88,7 +88,7 @@ class TrainOutcome:
 
 
 def _ner_examples(
-    inputs: Sequence[str | Path], cfg: RunConfig, files: DataFiles, strict_types: bool = True
+    inputs: Sequence[str | Path], cfg: TrainConfig, files: DataFiles, strict_types: bool = True
 ) -> list[Any]:
     from biomodels.data.ner import ner_examples
 
@@ -103,7 +103,7 @@ def _ner_examples(
 
 
 def load_task_data(
-    task: str, cfg: RunConfig, train: Sequence[str | Path], dev: Sequence[str | Path] | None
+    task: str, cfg: TrainConfig, train: Sequence[str | Path], dev: Sequence[str | Path] | None
 ) -> TaskData:
     """Examples of the train (and dev) inputs for `task`, and the label list from the training data."""
     from biomodels.data.ner import build_label_map
@@ -147,7 +147,7 @@ def training_texts(data: TaskData) -> list[str]:
 
 
 def make_features(
-    task: str, examples: Sequence[Any], tokenizer: Any, label2id: Mapping[str, int] | None, cfg: RunConfig, style: str
+    task: str, examples: Sequence[Any], tokenizer: Any, label2id: Mapping[str, int] | None, cfg: TrainConfig, style: str
 ) -> list[dict[str, Any]]:
     from biomodels.data.ner import tokenize_ner
     from biomodels.data.qa import tokenize_qa
@@ -168,7 +168,7 @@ def eval_set(
     examples: Sequence[Any],
     features: list[dict[str, Any]],
     labels: list[str] | None,
-    cfg: RunConfig,
+    cfg: TrainConfig,
     negative: str,
 ) -> EvalSet:
     return EvalSet(task, list(examples), features, labels, negative, cfg.n_best, cfg.max_answer_length)
@@ -178,7 +178,7 @@ def eval_set(
 
 
 def _scratch_vocab(
-    cfg: RunConfig, out: Path, data: TaskData, dist: D.DistInfo, resume: bool
+    cfg: TrainConfig, out: Path, data: TaskData, dist: D.DistInfo, resume: bool
 ) -> tuple[Path, dict[str, Any]]:
     """The vocabulary of a scratch model: --vocab, or one trained from the training text (rank 0)."""
     if cfg.vocab:
@@ -217,7 +217,7 @@ def _scratch_vocab(
 
 
 def build_task_model(
-    task: str, source: str, cfg: RunConfig, data: TaskData, out: Path, dist: D.DistInfo, resume: bool = False
+    task: str, source: str, cfg: TrainConfig, data: TaskData, out: Path, dist: D.DistInfo, resume: bool = False
 ):
     """(model, tokenizer, info, source record): built with `cfg.seed` so every rank starts the same."""
     from biomodels.models.presets import scratch_config
@@ -346,10 +346,10 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _as_config(config: RunConfig | Mapping[str, Any] | None) -> RunConfig:
+def _as_config(config: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
     if config is None:
-        return RunConfig()
-    if isinstance(config, RunConfig):
+        return TrainConfig()
+    if isinstance(config, TrainConfig):
         return config
     return build_config(None, config)
 
@@ -360,13 +360,13 @@ def train(
     train: Sequence[str | Path],
     dev: Sequence[str | Path] | None,
     out: str | Path,
-    config: RunConfig | Mapping[str, Any] | None = None,
+    config: TrainConfig | Mapping[str, Any] | None = None,
     *,
     resume: bool = False,
 ) -> TrainOutcome:
     """Train a `task` model from `model` (preset, path, or "scratch") on `train`, pick the best
     checkpoint on `dev`, and write the model directory `out`. Returns what happened."""
-    from biomodels.training.trainer import TrainConfig, Trainer
+    from biomodels.training.trainer import Trainer
 
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
@@ -395,29 +395,6 @@ def train(
             dev_set = eval_set(
                 task, data.dev, make_features(task, data.dev, tokenizer, None, cfg, style), data.labels, cfg, negative
             )
-        tcfg = TrainConfig(
-            out_dir=out,
-            learning_rate=cfg.learning_rate,
-            epochs=cfg.epochs,
-            max_steps=cfg.max_steps,  # type: ignore[arg-type]
-            batch_size=cfg.batch_size,
-            grad_accum=cfg.grad_accum,
-            warmup_ratio=cfg.warmup_ratio,
-            weight_decay=cfg.weight_decay,
-            max_grad_norm=cfg.max_grad_norm,
-            precision=cfg.precision,
-            seed=cfg.seed,
-            eval_every=cfg.eval_every,
-            patience=cfg.patience,
-            save_every=cfg.save_every,
-            log_every=cfg.log_every,
-            num_workers=cfg.num_workers,
-            group_by_length=cfg.group_by_length,
-            resume=resume,
-            device=cfg.device,
-            load_best_at_end=cfg.load_best and dev_set is not None,
-            progress=cfg.progress,
-        )
         pad_id = tokenizer.pad_token_id
         eval_fn = make_eval_fn(dev_set, pad_id, cfg.eval_batch_size) if dev_set is not None else None
         log.info(
@@ -428,7 +405,8 @@ def train(
             f"{len(data.dev)} dev examples" if data.dev else "no dev set",
             data.labels,
         )
-        result = Trainer(net, features, PaddingCollator(pad_id), tcfg, eval_fn=eval_fn).train()
+        trainer = Trainer(net, features, PaddingCollator(pad_id), cfg, out, eval_fn=eval_fn)
+        result = trainer.train(resume=resume)
         dev_metrics: dict[str, Any] = {}
         if dist.is_main:
             if dev_set is not None:
@@ -465,7 +443,7 @@ def train(
                     "best_step": result.best_step,
                     "best_metric": result.best_metric,
                     "stopped_early": result.stopped_early,
-                    "weights": "best dev evaluation" if tcfg.load_best_at_end and result.best_dir else "last step",
+                    "weights": "best dev evaluation" if trainer.keep_best and result.best_dir else "last step",
                     "dev": headline(task, dev_metrics) if dev_metrics else {},
                 },
                 "versions": package_versions(),
@@ -473,7 +451,7 @@ def train(
                 "seconds": round(time.time() - started, 1),
             }
             save_model_dir(out, net, tokenizer, task, data.labels, meta)
-            if result.best_dir is not None and tcfg.load_best_at_end:
+            if result.best_dir is not None and trainer.keep_best:
                 shutil.rmtree(result.best_dir, ignore_errors=True)  # the saved model is these weights
             log.info("wrote model directory %s", out)
         D.barrier(dist)
@@ -510,7 +488,7 @@ def evaluate(
     loaded = load_model_dir(model_dir, task, device=dev)
     meta = loaded.meta
     saved = dict(meta.get("config") or {})
-    cfg = RunConfig(**{k: v for k, v in saved.items() if k in RunConfig.__dataclass_fields__}).resolved(task)
+    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}).resolved(task)
     files = DataFiles()
     negative = meta.get("negative_label") or "false"
     if task == "ner":

@@ -1,12 +1,14 @@
-"""The settings of one `biomed train` run: defaults, a YAML/TOML config file, command-line overrides.
+"""The settings of a training run: one dataclass, `TrainConfig`, whose fields carry their help.
 
-Precedence, lowest first: the defaults below (some depend on the task, e.g. `max_length` is 128 for
-NER, 256 for RE, 384 for QA), then the config file, then the command line. A key that does not
+The `biomed train` options, the config-file keys, README's settings table (`settings_table`) and
+what the trainer reads all come from it. Precedence, lowest first: the defaults below (some depend
+on the task, e.g. `max_length` is 128 for NER, 256 for RE, 384 for QA), then the config file, then
+the command line. A key that does not
 exist, or a value of the wrong type, raises ConfigError naming the key and the file, so a typo such
 as `learning_rte` fails loudly instead of training with the default.
 
 A config file is a flat mapping of these keys; for readability it may group them in the sections
-`train`, `data` and `model` (one level), and `-` may stand for `_` (`batch-size`). `lr` is an alias
+`training` (or `train`), `data` and `model` (one level), and `-` may stand for `_` (`batch-size`). `lr` is an alias
 of `learning_rate`.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import difflib
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -24,12 +26,12 @@ from biomodels.data.re_marking import MARKER_STYLES
 from corpora.errors import ConfigError
 
 TASKS = ("ner", "re", "qa")
-SECTIONS = ("train", "data", "model")
+SECTIONS = ("train", "training", "data", "model")  # optional groups in a config file
 ALIASES = {"lr": "learning_rate", "lowercase": "lower_case", "doc_stride": "stride"}
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 RELATION_TASK_CHOICES = ("auto", *RELATION_TASKS)  # auto: chosen from the entity types of the data
 
-# task-dependent defaults applied by `RunConfig.resolved` where a key is left as None
+# task-dependent defaults applied by `TrainConfig.resolved` where a key is left as None
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "ner": {"max_length": 128, "stride": 32, "learning_rate": 5e-5},
     "re": {"max_length": 256, "stride": 0, "learning_rate": 2e-5},
@@ -37,55 +39,98 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def setting(
+    default: Any, help: str, *, group: str = "training", flags: tuple[str, ...] = (), choices: tuple[str, ...] = ()
+) -> Any:
+    """A field of `TrainConfig`: its default and the help text that the CLI, the config-file
+    reference and README's table all show. `flags` are the command-line spellings (default
+    `--name-with-dashes`)."""
+    return field(default=default, metadata={"help": help, "group": group, "flags": flags, "choices": choices})
+
+
 @dataclass
-class RunConfig:
-    """Every setting of a training run (see the module docstring for where values come from)."""
+class TrainConfig:
+    """Every setting of a training run, the one source of the `biomed train` options, the config
+    file keys and the README table (see the module docstring for where values come from)."""
 
-    # optimisation
-    learning_rate: float | None = None  # None: the task default (NER 5e-5, RE 2e-5, QA 3e-5)
-    epochs: int = 3
-    max_steps: int | None = None
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float | None = 1.0
-    precision: str = "auto"
-    seed: int = 42
-    eval_every: int | None = None  # steps; None: at the end of each epoch
-    patience: int | None = None
-    save_every: int | None = 500  # steps between resumable checkpoints
-    log_every: int = 10
-    group_by_length: bool = True
-    num_workers: int = 0
-    load_best: bool = True  # save the weights of the best dev evaluation, not the last step
-    progress: bool | None = None  # None: a progress bar on a terminal
-    device: str | None = None
+    # training
+    learning_rate: float | None = setting(
+        None, "peak learning rate (default by task: NER 5e-5, RE 2e-5, QA 3e-5)", flags=("--lr", "--learning-rate")
+    )
+    epochs: int = setting(3, "passes over the training data")
+    max_steps: int | None = setting(None, "optimizer steps; overrides epochs")
+    batch_size: int = setting(32, "examples per device per micro-batch")
+    eval_batch_size: int = setting(64, "examples per forward pass in dev evaluation")
+    grad_accum: int = setting(1, "micro-batches per optimizer step")
+    warmup_ratio: float = setting(0.1, "fraction of the steps with a linear warmup, then linear decay to 0")
+    weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and LayerNorms)")
+    max_grad_norm: float | None = setting(1.0, "gradient clipping norm (none: no clipping)")
+    precision: str = setting(
+        "auto", "auto: bf16 on GPUs that have it, fp16 with a GradScaler on older ones, fp32 on CPU", choices=PRECISIONS
+    )
+    seed: int = setting(42, "random seed of weights, shuffling and dropout")
+    eval_every: int | None = setting(None, "evaluate on the dev data every N steps (none: at the end of each epoch)")
+    patience: int | None = setting(None, "stop after N evaluations without improvement (none: never)")
+    load_best: bool = setting(True, "keep the weights of the best dev evaluation, not those of the last step")
+    save_every: int | None = setting(500, "steps between resumable checkpoints (none: only at the end)")
+    log_every: int = setting(10, "log the loss every N steps")
+    group_by_length: bool = setting(True, "batches of similar lengths (less padding)")
+    mega_batch_mult: int = setting(50, "length grouping sorts within windows of N batches, shuffled")
+    num_workers: int = setting(0, "DataLoader worker processes")
+    fused_layernorm: bool = setting(True, "on CUDA, swap in apex FusedLayerNorm when apex imports")
+    progress: bool | None = setting(None, "progress bar (none: only on a terminal)")
+    plot: bool = setting(True, "write training.png (loss and dev metric over steps)")
+    device: str | None = setting(None, "cpu, cuda, cuda:1 (none: cuda:LOCAL_RANK when there is a GPU, else cpu)")
     # data
-    format: str = "auto"
-    max_length: int | None = None
-    stride: int | None = None  # NER: overlap between windows; QA: doc stride
-    marker_style: str = "entity_markers"
-    entity_types: list[str] | None = None  # NER: train on these types only
-    relation_task: str = "auto"
-    discontinuous: str = "first"
-    spacy_model: str | None = None  # for documents that need sentences/tokens
-    max_answer_length: int = 30
-    n_best: int = 20
+    format: str = setting("auto", "input format of the documents (auto: detect; RE also masked-tsv)", group="data")
+    max_length: int | None = setting(
+        None, "subwords per input (default by task: NER 128, RE 256, QA 384)", group="data"
+    )
+    stride: int | None = setting(
+        None, "NER: overlap of windows in subwords (32); QA: doc stride (128); RE: unused", group="data"
+    )
+    marker_style: str = setting(
+        "entity_markers", "RE: how the two arguments are marked in the input", group="data", choices=MARKER_STYLES
+    )
+    entity_types: list[str] | None = setting(
+        None, "NER: comma-separated entity types to train on (none: all)", group="data"
+    )
+    relation_task: str = setting(
+        "auto", "RE: candidate rules (auto: chosen from the entity types)", group="data", choices=RELATION_TASK_CHOICES
+    )
+    discontinuous: str = setting(
+        "first",
+        "NER: a discontinuous entity is tagged by its first or its outer span",
+        group="data",
+        choices=("first", "outer"),
+    )
+    spacy_model: str | None = setting(
+        None, "scispaCy model for documents without sentences or tokens (none: the rule-based pipeline)", group="data"
+    )
+    max_answer_length: int = setting(30, "QA: longest answer in subwords", group="data")
+    n_best: int = setting(20, "QA: start and end candidates considered per window", group="data")
     # model
-    layers: int = 4  # scratch models only: layers, hidden, heads, ffn, max_positions
-    hidden: int = 256
-    heads: int = 4
-    ffn: int | None = None
-    max_positions: int = 512
-    dropout: float | None = None  # None: the model config's own (0.1)
-    vocab: str | None = None
-    vocab_size: int = 8000  # size of the vocabulary trained for a scratch model without --vocab
-    lower_case: bool | None = None
-    checkpoint_version: float | None = None
+    layers: int = setting(4, "scratch: transformer layers", group="model")
+    hidden: int = setting(256, "scratch: hidden size", group="model")
+    heads: int = setting(4, "scratch: attention heads (must divide hidden)", group="model")
+    ffn: int | None = setting(None, "scratch: feed-forward size (none: 4 x hidden)", group="model")
+    max_positions: int = setting(512, "scratch: position embeddings", group="model")
+    dropout: float | None = setting(None, "dropout everywhere in the model (none: the model's own, 0.1)", group="model")
+    vocab: str | None = setting(
+        None, "vocab.txt (or a folder with one): the scratch vocabulary, or that of a checkpoint", group="model"
+    )
+    vocab_size: int = setting(8000, "scratch without vocab: size of the WordPiece vocabulary trained", group="model")
+    lower_case: bool | None = setting(
+        None,
+        "lower-case the input (scratch: cased; pretrained: as the model records)",
+        group="model",
+        flags=("--lowercase",),
+    )
+    checkpoint_version: float | None = setting(
+        None, "fused-QKV layout of a Megatron checkpoint (none: from the checkpoint)", group="model"
+    )
 
-    def resolved(self, task: str) -> RunConfig:
+    def resolved(self, task: str) -> TrainConfig:
         """A copy with the task defaults filled in and every value checked."""
         if task not in TASKS:
             raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
@@ -93,11 +138,12 @@ class RunConfig:
         for key, value in TASK_DEFAULTS[task].items():
             if values[key] is None:
                 values[key] = value
-        out = RunConfig(**values)
+        out = TrainConfig(**values)
         out.validate(task)
         return out
 
-    def validate(self, task: str) -> None:
+    def validate(self, task: str | None = None) -> None:
+        """ConfigError naming the first setting whose value is out of range."""
         checks = [
             ("learning_rate", self.learning_rate is None or self.learning_rate > 0, "must be > 0"),
             ("epochs", self.epochs >= 1, "must be >= 1"),
@@ -107,6 +153,10 @@ class RunConfig:
             ("grad_accum", self.grad_accum >= 1, "must be >= 1"),
             ("warmup_ratio", 0.0 <= self.warmup_ratio < 1.0, "must be in [0, 1)"),
             ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "must be > 0"),
+            ("log_every", self.log_every >= 1, "must be >= 1"),
+            ("num_workers", self.num_workers >= 0, "must be >= 0"),
+            ("mega_batch_mult", self.mega_batch_mult >= 1, "must be >= 1"),
             ("precision", self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
             ("eval_every", self.eval_every is None or self.eval_every >= 1, "must be >= 1"),
             ("patience", self.patience is None or self.patience >= 1, "must be >= 1"),
@@ -141,15 +191,37 @@ class RunConfig:
             and self.stride >= self.max_length // 2
         ):
             raise ConfigError(
-                f"config key 'stride' = {self.stride}: the QA doc stride must be below half of max_length ({self.max_length})"
+                f"config key 'stride' = {self.stride}: the QA doc stride must be below half of "
+                f"max_length ({self.max_length})"
             )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-KEYS = tuple(f.name for f in fields(RunConfig))
-_HINTS = get_type_hints(RunConfig)
+KEYS = tuple(f.name for f in fields(TrainConfig))
+
+
+def option_flags(f: Field) -> tuple[str, ...]:
+    """The command-line spellings of setting `f` (`--max-steps` for `max_steps` unless it says otherwise)."""
+    return f.metadata["flags"] or (f"--{f.name.replace('_', '-')}",)
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (README's reference), built from `TrainConfig`'s fields."""
+    rows = ["| key | option | default | what it does |", "| --- | --- | --- | --- |"]
+    for f in fields(TrainConfig):
+        flags = " ".join(f"`{flag}`" for flag in option_flags(f))
+        help = f.metadata["help"] + (f" ({', '.join(f.metadata['choices'])})" if f.metadata["choices"] else "")
+        rows.append(f"| `{f.name}` | {flags} | {_shown(f.default)} | {help} |")
+    return "\n".join(rows)
+
+
+_HINTS = get_type_hints(TrainConfig)
 
 
 def _canonical(key: str) -> str:
@@ -267,7 +339,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def build_config(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+def build_config(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Defaults < `config_file` < `overrides` (None values in `overrides` mean "not given")."""
     values: dict[str, Any] = {}
     if config_file is not None:
@@ -277,17 +349,20 @@ def build_config(config_file: str | Path | None = None, overrides: Mapping[str, 
     for key, value in flatten(dict(overrides or {}), "command line").items():
         if value is not None:
             values[key] = coerce_value(key, value, "command line")
-    return RunConfig(**values)
+    return TrainConfig(**values)
 
 
 __all__ = [
     "KEYS",
-    "MARKER_STYLES",
-    "RunConfig",
+    "PRECISIONS",
+    "RELATION_TASK_CHOICES",
     "TASKS",
     "TASK_DEFAULTS",
+    "TrainConfig",
     "build_config",
     "coerce_value",
     "flatten",
+    "option_flags",
     "read_config_file",
+    "settings_table",
 ]

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from biomodels.data.batching import LengthGroupedSampler, count_tokens
 from biomodels.training import distributed as D
+from biomodels.training.config import TrainConfig
 from biomodels.training.precision import apex_status, build_optimizer, resolve_precision, swap_fused_layernorm
 from biomodels.training.state import (
     CHECKPOINT_DIR,
@@ -54,58 +55,6 @@ from corpora.errors import ConfigError, ModelError
 logger = logging.getLogger(__name__)
 
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run. `max_steps`, when set, overrides `epochs`."""
-
-    out_dir: str | Path
-    learning_rate: float = 5e-5
-    epochs: int = 3
-    max_steps: int | None = None
-    batch_size: int = 32  # per device
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float | None = 1.0
-    precision: str = "auto"
-    seed: int = 42
-    eval_every: int | None = None  # steps; None = at the end of every epoch
-    patience: int | None = None  # evaluations without improvement before stopping
-    metric: str = "f1"
-    greater_is_better: bool = True
-    save_every: int | None = None  # steps between resumable checkpoints; None = only at the end
-    log_every: int = 10
-    num_workers: int = 0
-    group_by_length: bool = True
-    mega_batch_mult: int = 50
-    resume: bool = False
-    device: str | None = None  # None: cuda:LOCAL_RANK when CUDA is there, else cpu
-    fused_layernorm: bool = True  # swap in apex FusedLayerNorm when apex is usable
-    load_best_at_end: bool = False
-    progress: bool | None = None  # None: a bar only on a TTY and on rank 0
-    plot: bool = True
-
-    def validate(self) -> None:
-        checks = [
-            (self.learning_rate > 0, "learning_rate must be > 0"),
-            (self.epochs >= 1 or self.max_steps, "epochs must be >= 1 unless max_steps is set"),
-            (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.grad_accum >= 1, "grad_accum must be >= 1"),
-            (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
-            (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm must be > 0"),
-            (self.eval_every is None or self.eval_every >= 1, "eval_every must be >= 1"),
-            (self.patience is None or self.patience >= 1, "patience must be >= 1"),
-            (self.save_every is None or self.save_every >= 1, "save_every must be >= 1"),
-            (self.log_every >= 1, "log_every must be >= 1"),
-            (self.num_workers >= 0, "num_workers must be >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"TrainConfig: {message}")
 
 
 @dataclass
@@ -200,10 +149,18 @@ class Trainer:
         train_features: Sequence[Mapping[str, Any]],
         collate: Callable[[list[Mapping[str, Any]]], dict[str, torch.Tensor]],
         config: TrainConfig,
+        out_dir: str | Path,
         eval_fn: EvalFn | None = None,
         callbacks: Sequence[Callable[[StepInfo], None]] = (),
+        *,
+        metric: str = "f1",
+        greater_is_better: bool = True,
     ) -> None:
+        """`config` as `TrainConfig.resolved(task)` gives it (a learning rate is needed); `eval_fn`
+        returns metrics that include `metric`, which picks the best evaluation."""
         config.validate()
+        if config.learning_rate is None:
+            raise ConfigError("Trainer: learning_rate is not set (TrainConfig.resolved(task) fills in the task default)")
         if not train_features:
             raise ConfigError("Trainer: no training features")
         self.model = model
@@ -212,7 +169,10 @@ class Trainer:
         self.config = config
         self.eval_fn = eval_fn
         self.callbacks = tuple(callbacks)
-        self.out_dir = Path(config.out_dir)
+        self.out_dir = Path(out_dir)
+        self.metric = metric
+        self.greater_is_better = greater_is_better
+        self.keep_best = config.load_best and eval_fn is not None
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -437,16 +397,16 @@ class Trainer:
             self.model.train()
         metrics = D.broadcast_object(metrics, self.dist)
         assert metrics is not None
-        if self.config.metric not in metrics:
+        if self.metric not in metrics:
             raise ConfigError(
-                f"eval_fn returned {sorted(metrics)}; the configured metric {self.config.metric!r} is not among them"
+                f"eval_fn returned {sorted(metrics)}; the configured metric {self.metric!r} is not among them"
             )
         st = self.state
         st.last_eval_step = st.global_step
         st.eval_log.append({"step": st.global_step, "epoch": st.epoch, **metrics})
-        value = metrics[self.config.metric]
+        value = metrics[self.metric]
         better = st.best_metric is None or (
-            value > st.best_metric if self.config.greater_is_better else value < st.best_metric
+            value > st.best_metric if self.greater_is_better else value < st.best_metric
         )
         if better:
             st.best_metric, st.best_step, st.bad_evals = value, st.global_step, 0
@@ -460,20 +420,20 @@ class Trainer:
                 logger.info(
                     "early stopping at step %d: %s did not improve for %d evaluations",
                     st.global_step,
-                    self.config.metric,
+                    self.metric,
                     st.bad_evals,
                 )
         return metrics
 
     # ------------------------------------------------------------------- loop
-    def train(self, resume: bool | None = None) -> TrainResult:
-        """Run training to the end (or early stop) and return what happened."""
-        cfg = self.config
+    def train(self, resume: bool = False) -> TrainResult:
+        """Run training to the end (or early stop) and return what happened; with `resume`, from
+        the checkpoint in `out_dir` when there is one."""
         self._setup()
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._reset_pending()
-            if cfg.resume if resume is None else resume:
+            if resume:
                 self._maybe_resume()
             wrapped = self._wrap()
             self.model.train()
@@ -543,7 +503,7 @@ class Trainer:
             self._flush_pending_loss()
             self._save_checkpoint()
         best_dir = self.out_dir / "best" if st.best_step is not None else None
-        if cfg.load_best_at_end and best_dir is not None:
+        if self.keep_best and best_dir is not None:
             load_weights(self.model, best_dir)
         return self._finish(final_metrics, best_dir)
 
@@ -569,8 +529,8 @@ class Trainer:
                 "global_step": st.global_step,
                 "total_steps": self.total_steps,
                 "epochs_completed": st.epoch,
-                "metric": self.config.metric,
-                "greater_is_better": self.config.greater_is_better,
+                "metric": self.metric,
+                "greater_is_better": self.greater_is_better,
                 "best_metric": st.best_metric,
                 "best_step": st.best_step,
                 "stopped_early": st.stopped_early,
@@ -580,7 +540,7 @@ class Trainer:
                 "padded_tokens": st.padded_tokens,
                 "train_seconds": st.train_seconds,
                 "history": {"train": st.train_log, "eval": st.eval_log},
-                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items()},
+                "config": asdict(self.config),
                 **run_info,
             }
             metrics_path = self.out_dir / "metrics.json"
@@ -590,7 +550,7 @@ class Trainer:
             if self.config.plot and st.train_log:
                 from biomodels.training.plots import plot_training  # matplotlib only when used
 
-                plot_path = plot_training(st.train_log, st.eval_log, self.config.metric, self.out_dir / "training.png")
+                plot_path = plot_training(st.train_log, st.eval_log, self.metric, self.out_dir / "training.png")
         return TrainResult(
             global_step=st.global_step,
             total_steps=self.total_steps,

@@ -15,8 +15,8 @@ import logging
 
 import pyarrow.parquet as pq
 
-from corpora.dataset.ingest import ShardReport
 from corpora.dataset.manifest import ShardEntry, write_json_atomic
+from corpora.dataset.shard_report import ShardReport
 from corpora.dataset.store import DatasetStore
 
 log = logging.getLogger(__name__)

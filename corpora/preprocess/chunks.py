@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 64  # passages per nlp.pipe batch
+DOCS_PER_CHUNK = 32  # documents per unit of work (one pool task)
 AbbrevTuple = tuple[str, str, int, int, int, int]  # short, long, short start/end, long start/end
 # sentences and tokens as (n, 2) int64 arrays of [start, end) offsets, abbreviations, warnings
 DocResult = tuple[np.ndarray, np.ndarray, list[AbbrevTuple], list[str]]

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corpora.dataset.derived_shards import new_entry, sync_removals
-from corpora.dataset.ingest import ShardReport, report_if_current
+from corpora.dataset.shard_report import ShardReport, report_if_current
 from corpora.dataset.store import DatasetStore, open_dataset
 from corpora.dataset.versioning import code_version
 from corpora.formats.textio import sha256_file
+from corpora.preprocess.documents import preprocess_documents
+from corpora.preprocess.pipeline import build_pipeline, pipeline_fingerprint
+from corpora.preprocess.pool import PreprocessPool
 
 if TYPE_CHECKING:
     from spacy.language import Language
-
-    from corpora.preprocess.pool import PreprocessPool
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=4)
 def cached_pipeline(spacy_model: str | None = None) -> Language:
     """One pipeline per process and model name (building it takes seconds)."""
-    from corpora.preprocess.pipeline import build_pipeline
-
     return build_pipeline(spacy_model)
 
 
@@ -51,15 +50,13 @@ def shared_pool(spacy_model: str | None, processes: int) -> Iterator[PreprocessP
     lent out (another thread) gets a private pool for the call. A pool whose use raised is closed
     and forgotten, so a retry starts a fresh one. `close_shared_pools` (also run at exit) stops them.
     """
-    from corpora.preprocess.pool import PreprocessPool
-
     key = (spacy_model, processes)
     with _POOLS_LOCK:
         if key not in _POOLS:
-            _POOLS[key] = (PreprocessPool(spacy_model, processes, nlp=cached_pipeline(spacy_model)), threading.Lock())
+            _POOLS[key] = (PreprocessPool(spacy_model, processes, expected=_fingerprint(spacy_model)), threading.Lock())
         pool, lent = _POOLS[key]
     if not lent.acquire(blocking=False):
-        with PreprocessPool(spacy_model, processes, nlp=cached_pipeline(spacy_model)) as private:
+        with PreprocessPool(spacy_model, processes, expected=_fingerprint(spacy_model)) as private:
             yield private
         return
     try:
@@ -86,10 +83,12 @@ def close_shared_pools() -> None:
 atexit.register(close_shared_pools)
 
 
+def _fingerprint(spacy_model: str | None) -> str:
+    return pipeline_fingerprint(cached_pipeline(spacy_model))["hash"]
+
+
 def preprocess_producer(spacy_model: str | None = None) -> dict:
     """What the manifest records as the producer of a preprocessed shard."""
-    from corpora.preprocess.pipeline import pipeline_fingerprint
-
     return {"preprocess": pipeline_fingerprint(cached_pipeline(spacy_model))}
 
 
@@ -101,8 +100,6 @@ def preprocess_shard(
     workers: int = 1,
     force: bool = False,
 ) -> ShardReport:
-    from corpora.preprocess.documents import preprocess_documents
-
     source = open_dataset(dataset)
     src_path = source.shard_path(shard)
     sha = sha256_file(src_path)
@@ -116,7 +113,7 @@ def preprocess_shard(
     entry = new_entry(source, shard, sha, version, producer)
     nlp = cached_pipeline(spacy_model)
     if workers > 1:
-        with shared_pool(spacy_model, workers - 1) as pool:
+        with shared_pool(spacy_model, workers) as pool:
             written = target.write_shard(
                 shard, preprocess_documents(source.iter_documents(shard), nlp, pool=pool), entry
             )

@@ -6,9 +6,10 @@ import argparse
 import json
 import logging
 import os
-from typing import Any
+from dataclasses import fields
+from typing import Any, get_type_hints
 
-from biomodels.training.config import KEYS, MARKER_STYLES, PRECISIONS, RELATION_TASK_CHOICES, TASKS
+from biomodels.training.config import KEYS, TASKS, TrainConfig, option_flags
 from corpora.errors import ConfigError
 
 TRAIN_HELP = """\
@@ -26,7 +27,7 @@ Model: a preset name (`biomed models list`), a model folder or checkpoint path, 
 --vocab-size is trained from the training text and the log says so).
 
 Settings: defaults < --config FILE (.yaml/.yml/.toml, keys as the option names with `_`, e.g.
-`learning_rate`, `batch_size`; sections train/data/model allowed) < the options below.
+`learning_rate`, `batch_size`; sections training/data/model allowed; README lists every key) < the options below.
 
 Output (--out): model.safetensors, config.json (id2label), tokenizer.json, tokenizer_config.json,
 vocab.txt, labels.json, biomed.json (task, source model and hash, data files and sha256, config,
@@ -48,65 +49,33 @@ The last line printed is one JSON object of all the metrics.
 """
 
 
+_GROUP_TITLES = {
+    "training": "training settings (override the config file)",
+    "data": "data settings",
+    "model": "model settings",
+}
+
+
 def _add_overrides(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training settings (override the config file)")
-    g.add_argument(
-        "--lr",
-        "--learning-rate",
-        dest="learning_rate",
-        type=float,
-        help="peak learning rate (NER 5e-5, RE 2e-5, QA 3e-5)",
-    )
-    g.add_argument("--epochs", type=int, help="epochs (default 3)")
-    g.add_argument("--max-steps", type=int, help="optimizer steps; overrides --epochs")
-    g.add_argument("--batch-size", type=int, help="examples per device per micro-batch (default 32)")
-    g.add_argument("--eval-batch-size", type=int, help="batch size for dev evaluation (default 64)")
-    g.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step (default 1)")
-    g.add_argument("--warmup-ratio", type=float, help="fraction of steps of linear warmup (default 0.1)")
-    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
-    g.add_argument("--max-grad-norm", type=float, help="gradient clipping norm (default 1.0)")
-    g.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="auto: bf16 on GPUs that have it, fp16+GradScaler on older ones, fp32 on CPU",
-    )
-    g.add_argument("--seed", type=int, help="random seed (default 42)")
-    g.add_argument("--eval-every", type=int, help="evaluate on --dev every N steps (default: each epoch)")
-    g.add_argument("--patience", type=int, help="stop after N evaluations without improvement")
-    g.add_argument("--save-every", type=int, help="resumable checkpoint every N steps (default 500)")
-    g.add_argument("--log-every", type=int, help="log loss every N steps (default 10)")
-    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda:LOCAL_RANK when present, else cpu)")
-    g.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
-    )
-    d = p.add_argument_group("data settings")
-    d.add_argument("--format", help="input format of documents (default: detect; RE also masked-tsv)")
-    d.add_argument("--max-length", type=int, help="subwords per input (NER 128, RE 256, QA 384)")
-    d.add_argument("--stride", type=int, help="NER: overlap of windows in subwords (32); QA: doc stride (128)")
-    d.add_argument("--marker-style", choices=MARKER_STYLES, help="RE argument marking (default entity_markers)")
-    d.add_argument("--entity-types", help="NER: comma-separated entity types to train on (default: all)")
-    d.add_argument(
-        "--relation-task", choices=RELATION_TASK_CHOICES, help="RE candidate rules (default: auto from entity types)"
-    )
-    d.add_argument("--spacy-model", help="scispaCy model for documents without sentences (default: rule-based)")
-    m = p.add_argument_group("model settings")
-    m.add_argument("--layers", type=int, help="scratch: layers (default 4)")
-    m.add_argument("--hidden", type=int, help="scratch: hidden size (default 256)")
-    m.add_argument("--heads", type=int, help="scratch: attention heads (default 4)")
-    m.add_argument("--ffn", type=int, help="scratch: FFN size (default 4 x hidden)")
-    m.add_argument("--vocab", help="vocab.txt (or a folder with one): scratch vocabulary, or the vocab of a checkpoint")
-    m.add_argument(
-        "--vocab-size", type=int, help="scratch without --vocab: size of the vocabulary trained (default 8000)"
-    )
-    m.add_argument(
-        "--lowercase",
-        dest="lower_case",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="lower-case input (scratch default: cased; pretrained: as the model records)",
-    )
-    m.add_argument("--dropout", type=float, help="dropout everywhere in the model (default: the model's)")
-    m.add_argument("--checkpoint-version", type=float, help="fused-QKV layout of a Megatron checkpoint")
+    """One option per `TrainConfig` field, with the field's help and default (absent: None)."""
+    groups = {name: p.add_argument_group(title) for name, title in _GROUP_TITLES.items()}
+    hints = get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        hint = hints[f.name]
+        base = next((a for a in getattr(hint, "__args__", ()) if a is not type(None)), hint)
+        text = f.metadata["help"]
+        if "default" not in text:
+            text += (
+                f" (default {'none' if f.default is None else str(f.default).lower() if base is bool else f.default})"
+            )
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": text}
+        if base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif base in (int, float):
+            kwargs["type"] = base
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        groups[f.metadata["group"]].add_argument(*option_flags(f), **kwargs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -16,7 +16,8 @@ from safetensors.torch import save_model
 from transformers import MegatronBertConfig, MegatronBertForTokenClassification
 
 from biomodels.data.batching import PaddingCollator
-from biomodels.training.trainer import TrainConfig, Trainer
+from biomodels.training.config import TrainConfig
+from biomodels.training.trainer import Trainer
 
 VOCAB, PAD, CLS, SEP = 40, 0, 1, 2
 N_FEATURES, EPOCHS = 48, 2
@@ -70,7 +71,6 @@ def train(out_dir: Path, per_rank_batch: int) -> dict:
         return {"accuracy": float((pred[mask] == labels[mask]).float().mean())}
 
     cfg = TrainConfig(
-        out_dir=out_dir,
         learning_rate=1e-3,
         epochs=EPOCHS,
         batch_size=per_rank_batch,
@@ -78,13 +78,12 @@ def train(out_dir: Path, per_rank_batch: int) -> dict:
         log_every=2,
         eval_every=3,
         save_every=4,
-        metric="accuracy",
         seed=7,
         precision="fp32",
         device="cpu",
         progress=False,
     )
-    result = Trainer(model, feats, PaddingCollator(PAD), cfg, eval_fn=eval_fn).train()
+    result = Trainer(model, feats, PaddingCollator(PAD), cfg, out_dir, eval_fn=eval_fn, metric="accuracy").train()
     if result.metrics_path is not None:  # rank 0 only
         save_model(model, str(out_dir / "final.safetensors"))
     return {"global_step": result.global_step, "world_size": result.run_info["world_size"]}

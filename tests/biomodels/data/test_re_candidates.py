@@ -1,45 +1,18 @@
-"""RE data on the bundled ChemProt and BC5CDR samples, checked against independent parses of the raw
-files. Sentences come from `split_sentences_simple` below (". " before a capital letter), a stand-in
-for corpora preprocessing that the test can verify on its own."""
+"""RE candidates on the bundled ChemProt and BC5CDR samples, checked against independent parses of the
+raw files (sentences from `tests.helpers.re_samples.split_sentences_simple`)."""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
 from biomodels.data.re_candidates import BC5CDR_CID_TASK, CHEMPROT_TASK, RelationTask, generate_candidates
-from biomodels.data.re_features import missing_candidates, tokenize_re
-from biomodels.data.re_marking import MarkedExample, mark_candidate, marker_tokens
-from biomodels.data.re_masked_tsv import read_masked_re_tsv
-from corpora.errors import ConfigError, MalformedInputError
 from corpora.formats.chemprot import read_chemprot
 from corpora.formats.pubtator import read_pubtator
-from corpora.schema import Document, Span
-from tests.helpers.paths import ROOT
-
-SAMPLES = ROOT / "corpora" / "samples"
-CHEMPROT = SAMPLES / "chemprot" / "chemprot_sample_abstracts.tsv"
-CDR = SAMPLES / "bc5cdr" / "CDR_train_sample.PubTator.txt"
-CPR = ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
-
-
-def split_sentences_simple(text: str) -> list[tuple[int, int]]:
-    """Test stand-in for preprocessing: a sentence ends at a "." followed by one space and a capital."""
-    spans, start = [], 0
-    for m in re.finditer(r"\. (?=[A-Z])", text):
-        spans.append((start, m.start() + 1))
-        start = m.end()
-    spans.append((start, len(text)))
-    return spans
-
-
-def with_sentences(docs: list[Document]) -> list[Document]:
-    for doc in docs:
-        doc.sentences = [Span(s, e) for s, e in split_sentences_simple(doc.text)]
-    return docs
+from corpora.schema import Document
+from tests.helpers.re_samples import CDR, CHEMPROT, split_sentences_simple, with_sentences
 
 
 def test_sentence_helper_spans() -> None:
@@ -51,11 +24,6 @@ def test_sentence_helper_spans() -> None:
         assert doc.sentences[0].start == 0 and doc.sentences[-1].end == len(t)
         for a, b in zip(doc.sentences, doc.sentences[1:]):
             assert t[a.end - 1] == "." and t[a.end : b.start] == " " and t[b.start].isupper()
-
-
-@pytest.fixture(scope="module")
-def chemprot_docs() -> list[Document]:
-    return with_sentences(list(read_chemprot(CHEMPROT)))
 
 
 def _raw_chemprot() -> tuple[
@@ -129,134 +97,6 @@ def test_chemprot_candidate_counts_and_positives(chemprot_docs: list[Document]) 
             assert c.sentence[m.start - c.sentence_start : m.end - c.sentence_start] == txt
 
 
-def _check_char_map(m: MarkedExample, doc_text: str) -> None:
-    assert m.char_map is not None and len(m.char_map) == len(m.text)
-    for i, src in enumerate(m.char_map):
-        if src >= 0:
-            assert m.text[i] == doc_text[src]
-
-
-def test_marking_styles(chemprot_docs: list[Document]) -> None:
-    cands, _ = generate_candidates(chemprot_docs, CHEMPROT_TASK)
-    texts = {d.id: d.text for d in chemprot_docs}
-    n_overlap = 0
-    for c in cands:
-        a1 = texts[c.document_id][c.arg1.start : c.arg1.end]
-        a2 = texts[c.document_id][c.arg2.start : c.arg2.end]
-        overlap = c.arg1.start < c.arg2.end and c.arg2.start < c.arg1.end
-        n_overlap += overlap
-        m = mark_candidate(c, "entity_markers")
-        _check_char_map(m, texts[c.document_id])
-        # between its markers each argument's text (nested arguments: with the other's markers inside)
-        strip = lambda x: re.sub(r"\[/?E[12]\] | \[/E[12]\]", "", x)  # noqa: E731
-        assert (
-            strip(m.text[m.arg1_inner[0] : m.arg1_inner[1]]) == a1
-            and strip(m.text[m.arg2_inner[0] : m.arg2_inner[1]]) == a2
-        )
-        if not overlap:
-            assert m.text[m.arg1_inner[0] : m.arg1_inner[1]] == a1 and m.text[m.arg2_inner[0] : m.arg2_inner[1]] == a2
-        assert m.text[m.arg1_span[0] :].startswith("[E1] ") and m.text[: m.arg1_span[1]].endswith(" [/E1]")
-        assert m.text[m.arg2_span[0] :].startswith("[E2] ") and m.text[: m.arg2_span[1]].endswith(" [/E2]")
-        # removing the markers gives back the sentence
-        assert strip(m.text) == c.sentence
-        t = mark_candidate(c, "typed_markers")
-        assert t.text[t.arg2_span[0] :].startswith("[E2-GENE] ") and t.text[t.arg1_span[0] :].startswith(
-            "[E1-CHEMICAL] "
-        )
-        b = mark_candidate(c, "blue")
-        _check_char_map(b, texts[c.document_id])
-        if overlap:
-            assert b.arg1_span == b.arg2_span and b.text[b.arg1_span[0] : b.arg1_span[1]] == "@CHEM-GENE$"
-        else:
-            assert (
-                b.text[b.arg1_span[0] : b.arg1_span[1]] == "@CHEMICAL$"
-                and b.text[b.arg2_span[0] : b.arg2_span[1]] == "@GENE$"
-            )
-            # putting the mentions back gives the sentence
-            first, second = sorted([(b.arg1_span, a1), (b.arg2_span, a2)])
-            restored = (
-                b.text[: first[0][0]]
-                + first[1]
-                + b.text[first[0][1] : second[0][0]]
-                + second[1]
-                + b.text[second[0][1] :]
-            )
-            assert restored == c.sentence
-        e = mark_candidate(c, "bioelectra")
-        _check_char_map(e, texts[c.document_id])
-        assert e.text.count("BC6ENTC") == 1 and (e.text.count("BC6ENTG") == (0 if overlap else 1))
-        free_others = [o for o in c.others if not any(o.start < x.end and x.start < o.end for x in (c.arg1, c.arg2))]
-        assert 0 < e.text.count("BC6OTHER") <= len(free_others) or not free_others
-    assert n_overlap > 0  # the sample has overlapping chemical/gene mentions (BLUE's @CHEM-GENE$ case)
-    with pytest.raises(ConfigError):
-        mark_candidate(cands[0], "nope")
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory):
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertTokenizerFast
-
-    wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(
-        CHEMPROT.read_text(encoding="utf-8").splitlines(),
-        vocab_size=500,
-        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-        show_progress=False,
-    )
-    d = tmp_path_factory.mktemp("tok")
-    wp.save_model(str(d))
-    tok = BertTokenizerFast.from_pretrained(str(d))
-    tok.add_special_tokens({"additional_special_tokens": marker_tokens("entity_markers") + marker_tokens("bioelectra")})
-    return tok
-
-
-def test_tokenize_re_labels_and_windows(chemprot_docs: list[Document], tokenizer) -> None:
-    cands, _ = generate_candidates(chemprot_docs, CHEMPROT_TASK)
-    label2id = {l: i for i, l in enumerate(("false",) + CPR)}
-    e1, e2 = (tokenizer.convert_tokens_to_ids(t) for t in ("[E1]", "[E2]"))
-    # roomy window: every candidate fits, markers are single tokens at the recorded positions
-    feats = tokenize_re(cands, tokenizer, label2id, max_length=512)
-    assert [f["_candidate_index"] for f in feats] == list(range(len(cands)))
-    for f, c in zip(feats, cands):
-        assert f["labels"] == label2id[c.label]
-        assert f["input_ids"][f["_arg1_token_index"]] == e1 and f["input_ids"][f["_arg2_token_index"]] == e2
-    # tight window: both arguments (markers included) stay inside; a candidate is missing only when
-    # its marked arguments alone need more subwords than the window holds
-    max_length = 32
-    feats = tokenize_re(cands, tokenizer, label2id, max_length=max_length)
-    by_index = {f["_candidate_index"]: f for f in feats}
-    windowed = 0
-    for i, c in enumerate(cands):
-        m = mark_candidate(c, "entity_markers")
-        enc = tokenizer(m.text, add_special_tokens=False, return_offsets_mapping=True)
-        offs = enc["offset_mapping"]
-        lo = min(j for j, (s, e) in enumerate(offs) if e > min(m.arg1_span[0], m.arg2_span[0]))
-        hi = max(j for j, (s, e) in enumerate(offs) if s < max(m.arg1_span[1], m.arg2_span[1]))
-        if hi - lo + 1 > max_length - 2:
-            assert i not in by_index
-            continue
-        f = by_index[i]
-        assert len(f["input_ids"]) <= max_length
-        windowed += len(enc["input_ids"]) > max_length - 2
-        ws, we = f["_char_window"]
-        assert ws <= min(m.arg1_span[0], m.arg2_span[0]) and we >= max(m.arg1_span[1], m.arg2_span[1])
-        inner = [o for o in f["_offset_mapping"] if o is not None]
-        assert m.text[inner[0][0] : inner[-1][1]].count("[E1]") == 1
-        assert f["input_ids"][f["_arg1_token_index"]] == e1 and f["input_ids"][f["_arg2_token_index"]] == e2
-    assert windowed > 100
-    assert missing_candidates(feats, len(cands)) == [i for i in range(len(cands)) if i not in by_index]
-
-
-def test_tokenize_re_rejects_unknown_label(chemprot_docs, tokenizer) -> None:
-    cands, _ = generate_candidates(chemprot_docs, CHEMPROT_TASK)
-    with pytest.raises(ConfigError, match="label"):
-        tokenize_re(cands[:5], tokenizer, {"CPR:3": 0}, max_length=128)
-
-
-# ---------------------------------------------------------------------------------------- BC5CDR CID
-
-
 def _raw_cdr() -> dict[str, tuple[str, list[tuple[int, int, str, set[str]]], set[tuple[str, str]]]]:
     docs: dict[str, tuple[str, list, set]] = {}
     title = {}
@@ -308,61 +148,6 @@ def test_symmetric_task_makes_one_candidate_per_unordered_pair(chemprot_docs: li
     ordered, _ = generate_candidates(chemprot_docs, RelationTask("genes", (("GENE-Y", "GENE-Y"),), None))
     assert len(ordered) == 2 * len(cands) > 0
     assert len({frozenset((c.arg1.id, c.arg2.id, c.document_id)) for c in cands}) == len(cands)
-
-
-# ------------------------------------------------------------------------------- masked TSV readers
-
-
-def test_read_blue_and_bioelectra_files(tmp_path: Path, tokenizer) -> None:
-    blue = tmp_path / "dev.tsv"
-    blue.write_text(
-        "10064839.T50.T56\tBinding of @CHEMICAL$ to @GENE$ and its effects.\tfalse\n"
-        "10064839.T51.T57\t@GENE$ is inhibited by @CHEMICAL$ strongly.\tCPR:4\n"
-        "10064839.T52.T58\tThe @CHEM-GENE$ complex.\tfalse\n"
-        "10064839.T51.T57\t@GENE$ is inhibited by @CHEMICAL$ strongly.\tCPR:3\n",  # a pair with two groups
-        encoding="utf-8",
-    )
-    rows = read_masked_re_tsv(blue)
-    assert [r.id for r in rows] == ["10064839.T50.T56", "10064839.T51.T57", "10064839.T52.T58", "10064839.T51.T57"]
-    assert [r.label for r in rows] == ["false", "CPR:4", "false", "CPR:3"]
-    assert (
-        rows[1].text[slice(*rows[1].arg1_span)] == "@CHEMICAL$" and rows[1].text[slice(*rows[1].arg2_span)] == "@GENE$"
-    )
-    assert rows[1].arg2_span[0] == 0
-    assert rows[2].arg1_span == rows[2].arg2_span and rows[2].text[slice(*rows[2].arg1_span)] == "@CHEM-GENE$"
-    feats = tokenize_re(rows, tokenizer, {"false": 0, "CPR:4": 1, "CPR:3": 2}, max_length=64)
-    assert [f["labels"] for f in feats] == [0, 1, 0, 2]
-
-    bio = tmp_path / "train.tsv"
-    bio.write_text(
-        "sentence\tlabel\nBC6ENTG inhibitors are BC6ENTC - derived BC6OTHER .\tCPR:4\nBaseline CHEM , BC6ENTG .\tFalse\n",
-        encoding="utf-8",
-    )
-    rows = read_masked_re_tsv(bio)
-    assert [r.id for r in rows] == ["train:2", "train:3"] and [r.label for r in rows] == ["CPR:4", "False"]
-    assert rows[0].text[slice(*rows[0].arg1_span)] == "BC6ENTC" and rows[0].arg2_span == (0, 7)
-    assert rows[1].arg1_span is None and rows[1].text[slice(*rows[1].arg2_span)] == "BC6ENTG"
-    feats = tokenize_re(rows, tokenizer, {"False": 0, "CPR:4": 1}, max_length=64)
-    assert len(feats) == 2 and feats[1]["_arg1_token_index"] is None
-
-
-@pytest.mark.parametrize(
-    ("content", "line", "match"),
-    [
-        ("a\t@CHEMICAL$ x @GENE$\tfalse\nb\tno tab here\n", 2, "columns"),
-        ("\t@CHEMICAL$ x @GENE$\tfalse\n", 1, "empty id"),
-        ("a\t@CHEMICAL$ x @GENE$\t\n", 1, "empty label"),
-        ("a\tno masks at all\tfalse\n", 1, "no argument mask"),
-        ("sentence\tlabel\nBC6ENTC x BC6ENTG\tCPR:3\textra\n", 2, "columns"),
-    ],
-)
-def test_read_masked_errors_name_file_and_line(tmp_path: Path, content: str, line: int, match: str) -> None:
-    p = tmp_path / "bad.tsv"
-    p.write_text(content, encoding="utf-8")
-    with pytest.raises(MalformedInputError, match=match) as info:
-        read_masked_re_tsv(p)
-    assert info.value.path == str(p) and info.value.line == line
-    assert f"line {line}" in str(info.value)
 
 
 def test_chemprot_candidates_on_scispacy_sentences() -> None:

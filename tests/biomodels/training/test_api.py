@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from biomodels.training.api import evaluate, train
-from biomodels.training.config import RunConfig, build_config
+from biomodels.training.config import TrainConfig, build_config
 from corpora.errors import ConfigError, InputError, ModelError
 from pipelines.cli import main
 from tests.helpers.paths import ROOT
@@ -160,7 +160,7 @@ def test_ner_config_file_and_override_precedence(ner_run):
     assert cfg["batch_size"] == 16  # command line beats the file's 8
     assert cfg["max_steps"] == 60 and cfg["epochs"] == 5  # both kept; max_steps wins in the Trainer
     assert (cfg["layers"], cfg["hidden"], cfg["heads"], cfg["vocab_size"]) == (2, 64, 2, 2000)
-    assert cfg["seed"] == SEED and cfg["weight_decay"] == RunConfig().weight_decay  # untouched default
+    assert cfg["seed"] == SEED and cfg["weight_decay"] == TrainConfig().weight_decay  # untouched default
     metrics = json.loads((ner_run["out"] / "metrics.json").read_text())
     assert metrics["global_step"] == 60 and metrics["config"]["batch_size"] == 16
 
@@ -399,7 +399,7 @@ def test_bad_values_are_config_errors():
     with pytest.raises(ConfigError, match="heads"):
         build_config(None, {"hidden": 100, "heads": 3}).resolved("ner")
     with pytest.raises(ConfigError, match="unknown task 'pos'"):
-        RunConfig().resolved("pos")
+        TrainConfig().resolved("pos")
     with pytest.raises(ConfigError, match="unknown task"):
         train("pos", "scratch", [NCBI_TRAIN], None, "/nonexistent/out", {})
 

@@ -16,8 +16,9 @@ from transformers import MegatronBertConfig, MegatronBertForTokenClassification
 from biomodels.data.batching import PaddingCollator
 from biomodels.training import precision as P
 from biomodels.training import trainer as T
+from biomodels.training.config import TrainConfig
 from biomodels.training.state import atomic_replace_dir, find_checkpoint
-from biomodels.training.trainer import StepInfo, TrainConfig, Trainer
+from biomodels.training.trainer import StepInfo, Trainer
 from corpora.errors import ConfigError, ModelError
 from tests.helpers.paths import ROOT
 
@@ -80,9 +81,9 @@ def params(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def config(tmp: Path, **kw) -> TrainConfig:
+def setup(tmp: Path, metric: str = "f1", greater_is_better: bool = True, **kw) -> dict:
+    """Trainer keyword arguments: a small fp32 config (last weights kept) writing to `tmp`."""
     base = dict(
-        out_dir=tmp,
         learning_rate=1e-3,
         epochs=2,
         batch_size=8,
@@ -91,9 +92,10 @@ def config(tmp: Path, **kw) -> TrainConfig:
         seed=123,
         precision="fp32",
         progress=False,
+        load_best=False,
     )
     base.update(kw)
-    return TrainConfig(**base)
+    return {"config": TrainConfig(**base), "out_dir": tmp, "metric": metric, "greater_is_better": greater_is_better}
 
 
 # ------------------------------------------------------------------------------ precision
@@ -225,9 +227,9 @@ def test_training_learns_and_records_the_run(tmp_path):
     train, dev = synthetic_features(96, seed=1), synthetic_features(32, seed=2)
     model = tiny_model(dropout=0.0)
     before = token_accuracy(model.eval(), dev)
-    cfg = config(tmp_path, epochs=4, batch_size=16, learning_rate=3e-3, eval_every=6, metric="accuracy", log_every=3)
+    cfg = setup(tmp_path, epochs=4, batch_size=16, learning_rate=3e-3, eval_every=6, metric="accuracy", log_every=3)
     result = Trainer(
-        model, train, PaddingCollator(PAD), cfg, eval_fn=lambda m: {"accuracy": token_accuracy(m, dev)}
+        model, train, PaddingCollator(PAD), **cfg, eval_fn=lambda m: {"accuracy": token_accuracy(m, dev)}
     ).train()
     assert result.global_step == result.total_steps == 4 * 6
     accs = [row["accuracy"] for row in result.eval_log]
@@ -265,25 +267,25 @@ def _killer(at_step: int):
 
 def _resume_run(tmp_path: Path, name: str) -> dict[str, torch.Tensor]:
     train = synthetic_features(44, seed=3)
-    cfg = config(tmp_path / name, epochs=3, batch_size=4, grad_accum=2, save_every=4)
+    cfg = setup(tmp_path / name, epochs=3, batch_size=4, grad_accum=2, save_every=4)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_model(), train, PaddingCollator(PAD), cfg, callbacks=[_killer(9)]).train()
+        Trainer(tiny_model(), train, PaddingCollator(PAD), **cfg, callbacks=[_killer(9)]).train()
     # the last checkpoint is at step 8: the second step of epoch 1 (6 steps per epoch)
     state = json.loads((tmp_path / name / "checkpoint" / "trainer_state.json").read_text())
     assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (8, 1, 2)
     # a new process would build a fresh model: its initial weights must not matter
     model = tiny_model(seed=5)
-    Trainer(model, train, PaddingCollator(PAD), cfg).train(resume=True)
+    Trainer(model, train, PaddingCollator(PAD), **cfg).train(resume=True)
     return params(model)
 
 
 def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path):
     train = synthetic_features(44, seed=3)
     # 44 features, steps of 2 x 4: 6 steps per epoch (the last has 4 features in one micro-batch)
-    cfg = config(tmp_path / "a", epochs=3, batch_size=4, grad_accum=2)
+    cfg = setup(tmp_path / "a", epochs=3, batch_size=4, grad_accum=2)
     model_a = tiny_model()
     initial = params(model_a)
-    res_a = Trainer(model_a, train, PaddingCollator(PAD), cfg).train()
+    res_a = Trainer(model_a, train, PaddingCollator(PAD), **cfg).train()
     assert res_a.global_step == 18
     a = params(model_a)
     assert any(not torch.equal(a[k], initial[k]) for k in a)
@@ -300,7 +302,7 @@ def test_resume_without_rng_restore_diverges(tmp_path, monkeypatch):
     """Negative control: with dropout active, skipping RNG restoration changes the result."""
     train = synthetic_features(44, seed=3)
     model_a = tiny_model()
-    Trainer(model_a, train, PaddingCollator(PAD), config(tmp_path / "a", epochs=3, batch_size=4, grad_accum=2)).train()
+    Trainer(model_a, train, PaddingCollator(PAD), **setup(tmp_path / "a", epochs=3, batch_size=4, grad_accum=2)).train()
     monkeypatch.setattr(T, "restore_rng_state", lambda state: None)
     b = _resume_run(tmp_path, "b")
     assert any(not torch.equal(params(model_a)[k], b[k]) for k in b)
@@ -318,13 +320,13 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, monkeypatch):
     """Token losses are normalised over the whole step, so 2 x 4 equals 1 x 8 (dropout off)."""
     train = synthetic_features(40, seed=4)
     big, accum = tiny_model(dropout=0.0), tiny_model(dropout=0.0)
-    Trainer(big, train, PaddingCollator(PAD), config(tmp_path / "big", batch_size=8)).train()
-    Trainer(accum, train, PaddingCollator(PAD), config(tmp_path / "acc", batch_size=4, grad_accum=2)).train()
+    Trainer(big, train, PaddingCollator(PAD), **setup(tmp_path / "big", batch_size=8)).train()
+    Trainer(accum, train, PaddingCollator(PAD), **setup(tmp_path / "acc", batch_size=4, grad_accum=2)).train()
     assert_same_weights(big, accum, atol=1e-7)
     # control: averaging per-micro-batch means (every micro-batch weighted alike) differs
     monkeypatch.setattr(T, "count_items", lambda batch, label_pad=-100: 1)
     naive = tiny_model(dropout=0.0)
-    Trainer(naive, train, PaddingCollator(PAD), config(tmp_path / "naive", batch_size=4, grad_accum=2)).train()
+    Trainer(naive, train, PaddingCollator(PAD), **setup(tmp_path / "naive", batch_size=4, grad_accum=2)).train()
     with pytest.raises(AssertionError):
         assert_same_weights(big, naive, atol=1e-5)
 
@@ -335,7 +337,7 @@ def test_early_stopping_after_patience(tmp_path):
         tiny_model(),
         synthetic_features(32, seed=5),
         PaddingCollator(PAD),
-        config(tmp_path, epochs=10, batch_size=8, eval_every=2, patience=2),
+        **setup(tmp_path, epochs=10, batch_size=8, eval_every=2, patience=2),
         eval_fn=lambda m: {"f1": next(scores)},
     ).train()
     assert res.stopped_early and res.global_step == 8 < res.total_steps == 40
@@ -350,7 +352,7 @@ def test_lower_is_better_metric(tmp_path):
         tiny_model(),
         synthetic_features(16, seed=6),
         PaddingCollator(PAD),
-        config(tmp_path, epochs=2, eval_every=1, metric="loss", greater_is_better=False),
+        **setup(tmp_path, epochs=2, eval_every=1, metric="loss", greater_is_better=False),
         eval_fn=lambda m: {"loss": next(scores)},
     ).train()
     assert (res.best_metric, res.best_step) == (1.0, 4)
@@ -360,7 +362,7 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
     model = tiny_model()
     before = params(model)
     res = Trainer(
-        model, synthetic_features(16, seed=7), PaddingCollator(PAD), config(tmp_path, epochs=1, precision="bf16")
+        model, synthetic_features(16, seed=7), PaddingCollator(PAD), **setup(tmp_path, epochs=1, precision="bf16")
     ).train()
     assert res.run_info["precision"]["name"] == "bf16" and res.global_step == 2
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
@@ -369,7 +371,7 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
 
 def test_max_steps_overrides_epochs_and_wraps_epochs(tmp_path):
     res = Trainer(
-        tiny_model(), synthetic_features(16, seed=8), PaddingCollator(PAD), config(tmp_path, epochs=1, max_steps=5)
+        tiny_model(), synthetic_features(16, seed=8), PaddingCollator(PAD), **setup(tmp_path, epochs=1, max_steps=5)
     ).train()
     assert res.global_step == 5
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs_completed"] == 2
@@ -379,24 +381,24 @@ def test_errors_name_the_problem(tmp_path):
     feats = synthetic_features(8, seed=9)
     unlabelled = [{k: v for k, v in f.items() if k != "labels"} for f in feats]
     with pytest.raises(ModelError, match="no loss"):
-        Trainer(tiny_model(), unlabelled, PaddingCollator(PAD), config(tmp_path)).train()
+        Trainer(tiny_model(), unlabelled, PaddingCollator(PAD), **setup(tmp_path)).train()
     with pytest.raises(ConfigError, match="metric 'f1'"):
         Trainer(
-            tiny_model(), feats, PaddingCollator(PAD), config(tmp_path, epochs=1), eval_fn=lambda m: {"accuracy": 1.0}
+            tiny_model(), feats, PaddingCollator(PAD), **setup(tmp_path, epochs=1), eval_fn=lambda m: {"accuracy": 1.0}
         ).train()
     with pytest.raises(ConfigError, match="grad_accum"):
-        config(tmp_path, grad_accum=0).validate()
+        setup(tmp_path, grad_accum=0)["config"].validate()
     with pytest.raises(ConfigError, match="no training features"):
-        Trainer(tiny_model(), [], PaddingCollator(PAD), config(tmp_path))
+        Trainer(tiny_model(), [], PaddingCollator(PAD), **setup(tmp_path))
 
 
 def test_resume_refuses_a_different_global_batch(tmp_path):
     feats = synthetic_features(16, seed=10)
-    Trainer(tiny_model(), feats, PaddingCollator(PAD), config(tmp_path, epochs=1, save_every=1)).train()
+    Trainer(tiny_model(), feats, PaddingCollator(PAD), **setup(tmp_path, epochs=1, save_every=1)).train()
     model = tiny_model(seed=3)
     before = params(model)
     with pytest.raises(ConfigError, match="global_batch=8"):
-        Trainer(model, feats, PaddingCollator(PAD), config(tmp_path, epochs=1, batch_size=4, save_every=1)).train(
+        Trainer(model, feats, PaddingCollator(PAD), **setup(tmp_path, epochs=1, batch_size=4, save_every=1)).train(
             resume=True
         )
     # refused before loading anything: the model keeps its own weights

@@ -28,8 +28,9 @@ from biomodels.data.batching import LengthGroupedSampler, PaddingCollator
 from biomodels.data.ner import build_label_map, ner_examples, tokenize_ner
 from biomodels.models.presets import scratch_config
 from biomodels.models.tokenization import load_tokenizer
+from biomodels.training.config import TrainConfig
 from biomodels.training.evaluation import EvalSet, predict, score
-from biomodels.training.trainer import TrainConfig, Trainer
+from biomodels.training.trainer import Trainer
 from corpora.formats.registry import read_documents
 from tests.helpers.paths import ROOT
 
@@ -148,7 +149,6 @@ def test_dev_f1_matches_transformers_trainer(tmp_path):
     ours_model.load_state_dict(copy.deepcopy(initial))
     ours_collate = Recording(PaddingCollator(tokenizer.pad_token_id), "_example_index")
     tcfg = TrainConfig(
-        out_dir=tmp_path / "ours",
         learning_rate=LR,
         epochs=EPOCHS,
         batch_size=BATCH,
@@ -162,7 +162,7 @@ def test_dev_f1_matches_transformers_trainer(tmp_path):
         plot=False,
         log_every=50,
     )
-    result = Trainer(ours_model, ours_train, ours_collate, tcfg).train()
+    result = Trainer(ours_model, ours_train, ours_collate, tcfg, tmp_path / "ours").train()
     steps_per_epoch = -(-len(ours_train) // BATCH)
     assert result.global_step == EPOCHS * steps_per_epoch
     evalset = EvalSet("ner", dev_ex, ours_dev, labels)

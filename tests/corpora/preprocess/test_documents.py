@@ -7,7 +7,6 @@ not copied from the code's output.
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from pathlib import Path
@@ -15,14 +14,13 @@ from pathlib import Path
 import pytest
 
 from corpora.errors import ConfigError
-from corpora.formats.pubmed_xml import read_pubmed_xml
 from corpora.formats.pubtator import read_pubtator
 from corpora.formats.registry import detect_format, expand_inputs, get_reader
-from corpora.preprocess.documents import preprocess_documents, preprocess_parallel
+from corpora.preprocess.documents import preprocess_documents
 from corpora.preprocess.pipeline import build_pipeline, pipeline_fingerprint
-from corpora.preprocess.pool import PreprocessPool
 from corpora.preprocess.sentence_segmentation import sentence_starts
-from corpora.schema import Deletion, Document, Passage, passages_from_texts
+from corpora.schema import Document, Passage, passages_from_texts
+from tests.helpers.documents import mixed_subset
 from tests.helpers.paths import ROOT
 
 SAMPLES = ROOT / "corpora" / "samples"
@@ -308,141 +306,6 @@ def test_sentence_starts_whitespace_tokens_never_start():
     assert sentence_starts(words, [False, False, False, False, False, False]) == [0, 4]
 
 
-# --- workers -----------------------------------------------------------------------------------
-
-
-def _subset() -> list[Document]:
-    docs = list(read_pubtator(NCBI))[:24]
-    docs += [d for d in read_pubmed_xml(MEDLINE) if isinstance(d, Document)][:40]
-    return docs
-
-
-def test_two_workers_give_identical_output(nlp):
-    one = [d.to_dict() for d in preprocess_documents(_subset(), nlp, docs_per_chunk=3)]
-    # workers=2: this process and one pool process annotate, chunks interleaved; order is kept.
-    with PreprocessPool(None, 1, nlp=nlp, docs_per_chunk=3) as pool:
-        # The worker takes a second or two to start: the caller annotates alone until it is ready.
-        two = [d.to_dict() for d in pool.preprocess(_subset())]
-        assert two == one
-        pool.wait_ready()
-        before = pool.chunks_in_caller
-        both = [d.to_dict() for d in pool.preprocess(_subset())]
-        assert both == one
-        assert pool.chunks_in_workers >= 2 and pool.chunks_in_caller > before
-        # Workers only, with a Deletion passing through in place.
-        items: list = _subset()[:20]
-        items.insert(5, Deletion("12345"))
-        in_caller = pool.chunks_in_caller
-        again = list(pool.preprocess(items, caller_helps=False))
-        assert pool.chunks_in_caller == in_caller
-        # The same pool through preprocess_documents (one pool for many inputs).
-        third = [d.to_dict() for d in preprocess_documents(_subset()[:10], nlp, pool=pool)]
-        assert third == one[:10]
-    assert again[5] == Deletion("12345")
-    assert [d.to_dict() for d in again if isinstance(d, Document)] == one[:20]
-    assert sum(len(d["tokens"]) for d in one) > 10_000
-
-
-def test_bad_worker_count(nlp):
-    with pytest.raises(ConfigError, match="at least 1"):
-        list(preprocess_parallel(_subset()[:2], None, 0))
-    with pytest.raises(ConfigError, match="at least 1 process"):
-        PreprocessPool(None, 0)
-
-
-def test_pipeline_not_from_build_pipeline_cannot_go_parallel():
-    import spacy
-
-    with pytest.raises(ConfigError, match="build_pipeline"):
-        list(preprocess_documents(_subset()[:2], spacy.blank("en"), workers=2))
-
-
-def test_pool_survives_a_caller_that_stops_early(nlp):
-    one = [d.to_dict() for d in preprocess_documents(_subset(), nlp, docs_per_chunk=3)]
-    with PreprocessPool(None, 1, nlp=nlp, docs_per_chunk=3) as pool:
-        pool.wait_ready()
-        stream = pool.preprocess(_subset())
-        first = [next(stream).to_dict() for _ in range(4)]
-        stream.close()  # chunks still out in the worker are dropped when they come back
-        assert first == one[:4]
-        assert [d.to_dict() for d in pool.preprocess(_subset())] == one
-
-
-def test_caller_takes_back_chunks_a_busy_worker_has_not_started(nlp):
-    docs = _subset()[:30]
-    long_text = " ".join(p.text for d in _subset() for p in d.passages) * 3  # ~300k characters
-    docs[0] = _one([long_text], "long")
-    expected = [d.to_dict() for d in preprocess_documents(copy.deepcopy(docs), nlp)]
-    with PreprocessPool(None, 1, nlp=nlp, docs_per_chunk=1) as pool:
-        pool.wait_ready()
-        # The worker gets documents 1-4 and spends its time on the long one; the caller does the
-        # rest, then annotates 2-4 itself rather than wait behind the long document.
-        got = [d.to_dict() for d in pool.preprocess(docs)]
-        assert got == expected
-        # normally 3 (documents 2-4); fewer only if the worker got to them first on a loaded machine
-        assert 1 <= pool.chunks_taken_back <= 3
-        assert pool.chunks_in_workers == 4 - pool.chunks_taken_back
-        assert pool.chunks_in_caller == 30 - pool.chunks_in_workers
-        # the cancelled chunks' answers were dropped: the pool is clean for the next call
-        assert [d.to_dict() for d in pool.preprocess(copy.deepcopy(docs[1:5]))] == expected[1:5]
-
-
-def test_worker_exception_is_raised_in_the_caller_with_its_traceback(nlp):
-    bad = _subset()[:3]
-    bad[1].passages[0].text = 12345  # not a string: the pipeline fails on it inside the worker
-    with PreprocessPool(None, 1, nlp=nlp, docs_per_chunk=1) as pool:
-        with pytest.raises(AttributeError) as info:
-            list(pool.preprocess(bad, caller_helps=False))
-        assert any("raised in preprocessing worker" in note and "Traceback" in note for note in info.value.__notes__)
-        # the pool still works afterwards
-        good = _subset()[:2]
-        assert [d.to_dict() for d in pool.preprocess(good, caller_helps=False)] == [
-            d.to_dict() for d in preprocess_documents(_subset()[:2], nlp)
-        ]
-
-
-def test_killed_worker_raises_worker_error(nlp):
-    import os
-    import signal
-
-    from corpora.errors import WorkerError
-
-    with PreprocessPool(None, 1, nlp=nlp) as pool:
-        pool.wait_ready()
-        os.kill(pool.worker_pids[0], signal.SIGKILL)
-        with pytest.raises(WorkerError, match="preprocessing worker .* (died|closed its pipe)"):
-            list(pool.preprocess(_subset(), caller_helps=False))
-
-
-def test_worker_that_cannot_start_says_why():
-    import subprocess
-    import sys
-
-    # A main program read from stdin cannot be imported again by a new process (forkserver/spawn).
-    script = (
-        f"import sys; sys.path.insert(0, {str(SAMPLES.parent.parent)!r})\n"
-        "from corpora.preprocess.pool import PreprocessPool\n"
-        "from corpora.schema import Document, passages_from_texts\n"
-        "docs = [Document(id='1', document_id='1', passages=passages_from_texts([('t', 'A text.')]))]\n"
-        "with PreprocessPool(None, 1) as pool:\n"  # no pipeline here: only the worker can annotate
-        "    list(pool.preprocess(docs))\n"
-    )
-    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert "WorkerError" in done.stderr and "exited while starting" in done.stderr and "stdin" in done.stderr
-
-
-def test_daemon_process_cannot_start_workers(nlp, monkeypatch):
-    import multiprocessing
-
-    class Daemon:
-        daemon = True
-
-    monkeypatch.setattr(multiprocessing, "current_process", lambda: Daemon())
-    with pytest.raises(ConfigError, match="daemon .* --workers 1"):
-        PreprocessPool(None, 1, nlp=nlp)
-
-
 # --- pipeline, model, fingerprint --------------------------------------------------------------
 
 
@@ -451,7 +314,7 @@ def test_fingerprint_is_stable_and_names_components(nlp):
     assert fp["components"] == ["biomed_sentence_segmenter", "abbreviation_detector"]
     assert fp["model"] == {"name": "blank:en", "version": None}
     assert fp["spacy"] and fp["scispacy"] and len(fp["hash"]) == 16
-    list(preprocess_documents(_subset()[:5], nlp))  # using the pipeline must not change it
+    list(preprocess_documents(mixed_subset()[:5], nlp))  # using the pipeline must not change it
     assert pipeline_fingerprint(nlp) == fp
     assert pipeline_fingerprint(build_pipeline())["hash"] == fp["hash"]
 
