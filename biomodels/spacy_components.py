@@ -193,10 +193,18 @@ class _EngineComponent(Pipe):
         self.model_path = folder
         self._engine = self._make_engine(folder)
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __reduce__(self) -> tuple[Any, ...]:
+        # spaCy's Pipe is a Cython class whose own pickling would take the loaded engine along;
+        # the weights reload from model_path in the receiving process instead.
         state = dict(self.__dict__)
-        state["_engine"] = None  # weights reload from model_path in the receiving process
-        return state
+        state["_engine"] = None
+        return (_restore_component, (type(self), state))
+
+
+def _restore_component(cls: type, state: dict[str, Any]) -> _EngineComponent:
+    component = cls.__new__(cls)
+    component.__dict__.update(state)
+    return component
 
 
 def _content_tokens(doc: Doc) -> list[np.ndarray]:

@@ -2,6 +2,8 @@
 
 Every error a user can cause names what it is about: the file, and where known the line or the
 record. `biomodels/` raises subclasses of these too, so callers catch `BiomedError` once.
+
+Tested in `tests/corpora/formats/test_pubtator.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Where the bundled samples are (inside the installed `corpora` package)."""
+"""Where the bundled samples are (inside the installed `corpora` package).
+
+Tested in `tests/pipelines/cli/test_run.py`.
+"""
 
 from __future__ import annotations
 

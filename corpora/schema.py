@@ -5,6 +5,8 @@ add scored `entities` and `relations`, and the store writes them as Parquet rows
 (`corpora.dataset.arrow_schema`). Offsets are character offsets into `Document.text`, the text formed by
 placing each passage at its offsets (gaps between passages are filled with spaces, which is how
 PubTator, BioC and ChemProt define their document text).
+
+Tested in `tests/corpora/dataset/test_store.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Checks every reader and the store apply: offsets select exactly the text they claim."""
+"""Checks every reader and the store apply: offsets select exactly the text they claim.
+
+Tested in `tests/corpora/formats/test_pubtator.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Prefect task: annotate one shard (wiring only; logic in biomodels.inference.annotate_shard)."""
+"""Prefect task: annotate one shard (wiring only; logic in biomodels.inference.annotate_shard).
+
+Tested in `tests/pipelines/flows/test_annotate.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Prefect task: make sure a demo model exists (trains it on the bundled samples when missing)."""
+"""Prefect task: make sure a demo model exists (trains it on the bundled samples when missing).
+
+Tested in `tests/biomodels/training/test_demo_models.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Prefect task: ingest one input file into one shard (wiring only; logic in corpora.dataset.ingest)."""
+"""Prefect task: ingest one input file into one shard (wiring only; logic in corpora.dataset.ingest).
+
+Tested in `tests/pipelines/flows/test_ingest.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Prefect task: preprocess one shard (wiring only; logic in corpora.preprocess.shard)."""
+"""Prefect task: preprocess one shard (wiring only; logic in corpora.preprocess.shard).
+
+Tested in `tests/pipelines/flows/test_preprocess.py`.
+"""
 
 from __future__ import annotations
 

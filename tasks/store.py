@@ -1,4 +1,7 @@
-"""Prefect tasks that act on a whole dataset after its shards are written."""
+"""Prefect tasks that act on a whole dataset after its shards are written.
+
+Tested in `tests/pipelines/flows/test_ingest.py`.
+"""
 
 from __future__ import annotations
 

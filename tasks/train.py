@@ -1,4 +1,7 @@
-"""Prefect task: train one model (wiring only; logic in biomodels.training.api)."""
+"""Prefect task: train one model (wiring only; logic in biomodels.training.api).
+
+Tested in `tests/biomodels/training/test_api.py`.
+"""
 
 from __future__ import annotations
 

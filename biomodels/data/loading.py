@@ -5,6 +5,8 @@ Documents that lack what a task needs (sentences for RE; sentences and tokens fo
 through scispaCy preprocessing here; documents that have them (CoNLL files, preprocessed datasets)
 keep their gold sentences and tokens. Every file read is listed with its sha256 (`DataFiles`) so the
 model directory can record exactly what it was trained on.
+
+Tested in `tests/biomodels/training/test_api.py`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The library step behind the Prefect `annotate` flow. A shard is redone only when its input bytes,
 the code, or the models (by content hash) changed, so a crashed run resumes where it stopped and a
 rerun with the same models does no work.
+
+Tested in `tests/pipelines/flows/test_annotate.py`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ Scores: each word gets the softmax probability of its predicted label (the maxim
 entity's score is the mean of its words' scores (as in `ner_data.decode_entities`). Invalid IOB2 (an
 `I-X` that does not continue an `X`) is repaired by `iob2_repair` before decoding: the `I-X` starts a
 new `X` entity.
+
+Tested in `tests/biomodels/inference/test_engine.py`.
 """
 
 from __future__ import annotations

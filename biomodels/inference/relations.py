@@ -10,6 +10,8 @@ readers take; a `RelationTask` passed by the caller overrides the recorded one.
 Each candidate gets the label of the highest softmax probability and that probability as its score;
 candidates predicted negative are dropped by the caller. A candidate whose arguments lie too far
 apart for `max_length` gets no feature (`tokenize_re` warns) and is predicted negative.
+
+Tested in `tests/biomodels/inference/test_engine.py`.
 """
 
 from __future__ import annotations

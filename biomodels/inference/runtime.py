@@ -14,6 +14,8 @@ GeLU as PyTorch's fused `gelu(approximate="tanh")` instead of transformers' seve
 Precision: `biomodels.training.precision.resolve_precision` decides ("auto": bf16 autocast on CUDA devices
 that have native bf16, fp16 on older ones, fp32 on CPU); every forward runs under
 `torch.inference_mode`.
+
+Tested in `tests/biomodels/inference/test_engine.py`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Read the three Megatron-BERT source layouts into one canonical form.
 
-Sources (all checked against the public Megatron-LM / NeMo code, see reference/biomegatron-facts.md):
+Sources (all checked against the public Megatron-LM / NeMo code):
 
 * Megatron-LM `model_optim_rng.pt` (or a checkpoint folder with `mp_rank_00/`): a dict with the
   weights under `['model']['language_model']` (`embedding`, `transformer` or `encoder`, `pooler`),
@@ -19,6 +19,8 @@ Sources (all checked against the public Megatron-LM / NeMo code, see reference/b
 Canonical weight names are Megatron's, without prefixes: `embedding.word_embeddings.weight`,
 `layers.N.attention.query_key_value.weight`, `final_layernorm.weight`, `pooler.dense.weight`,
 `lm_head.dense.weight`, `binary_head.weight`, ...
+
+Tested in `tests/biomodels/models/test_checkpoint_conversion.py`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ Layout written by `save_model_dir` (and by `biomed train`, which adds the Traine
     metrics.json, training.png, dev_metrics.json   (training runs)
 
 `biomed.json` is written last, so a directory that has it is complete.
+
+Tested in `tests/biomodels/training/test_api.py`.
 """
 
 from __future__ import annotations

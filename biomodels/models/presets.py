@@ -5,6 +5,8 @@ the vocabulary is lower-cased, and which files to expect. The architecture numbe
 the 345m Megatron-LM / BioMegatron models (24 layers, hidden 1024, 16 heads, FFN 4096, 512
 positions, 2 token types, LayerNorm eps 1e-5, tanh-approximated GeLU, vocabulary padded to a
 multiple of 128). `megatron-bert-cased` / `-uncased` take the user's own config file instead.
+
+Tested in `tests/biomodels/models/test_registry.py`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class ModelPreset:
     lower_case: bool
     checkpoint_files: tuple[str, ...]  # any one of these names (searched in the preset folder)
     source: str  # where the files come from
-    custom: bool = False  # architecture comes from the user's --bert-config file
+    custom: bool = False  # architecture from the user's config file (`biomed models convert --config`, or beside the checkpoint)
     num_layers: int = 24
     hidden_size: int = 1024
     num_heads: int = 16
@@ -99,7 +101,7 @@ PRESETS: dict[str, ModelPreset] = {
         ),
         ModelPreset(
             "megatron-bert-uncased",
-            "your own uncased Megatron-BERT: --bert-config JSON/YAML and --bert-checkpoint",
+            "your own uncased Megatron-BERT: config (bert_config.json or model_config.yaml) beside the checkpoint, or --config",
             lower_case=True,
             checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
             source="your own Megatron-LM or NeMo training run",
@@ -108,7 +110,7 @@ PRESETS: dict[str, ModelPreset] = {
         ),
         ModelPreset(
             "megatron-bert-cased",
-            "your own cased Megatron-BERT: --bert-config JSON/YAML and --bert-checkpoint",
+            "your own cased Megatron-BERT: config (bert_config.json or model_config.yaml) beside the checkpoint, or --config",
             lower_case=False,
             checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
             source="your own Megatron-LM or NeMo training run",
@@ -163,7 +165,7 @@ class Architecture:
 def preset_architecture(preset: ModelPreset) -> Architecture:
     if preset.custom:
         raise ConfigError(
-            f"preset {preset.name} has no fixed architecture: give your model's config file (--bert-config)"
+            f"preset {preset.name} has no fixed architecture: give your model's config file (bert_config.json or model_config.yaml beside the checkpoint, or --config)"
         )
     return Architecture(
         preset.num_layers,

@@ -6,6 +6,8 @@ normal(0, 0.02) and zero bias, whatever `initializer_range` the checkpoint's con
 public EMBO BioMegatron conversions say 0.2, ten times Megatron-LM's 0.02, and heads initialised
 from that train badly. The built model's config is set to 0.02 too, so later initialisations
 (e.g. resized embeddings) follow the same rule.
+
+Tested in `tests/biomodels/models/test_registry.py`.
 """
 
 from __future__ import annotations

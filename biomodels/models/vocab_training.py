@@ -3,6 +3,8 @@ such vocabularies trained on PubMed), writing a `vocab.txt` any of our tokenizer
 
 The normaliser and pre-tokeniser are BERT's (so the vocabulary matches how `build_tokenizer`
 splits text), and the special tokens come first: [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4.
+
+Tested in `tests/biomodels/models/test_tokenization.py`.
 """
 
 from __future__ import annotations

@@ -479,7 +479,7 @@ def evaluate(
     batch_size: int = 64,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics (DESIGN section 6) of the model in `model_dir` on the gold `data`, read with the
+    """Metrics (strict entity-level NER, positive-class micro RE, SQuAD QA) of the model in `model_dir` on the gold `data`, read with the
     settings the model was trained with (max_length, stride, marker style, relation task, types)."""
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")

@@ -1,4 +1,5 @@
-"""Run a task model over features and score its predictions the way DESIGN section 6 says.
+"""Run a task model over features and score its predictions the way the field's reference scripts define it
+(entity-level strict NER, positive-class micro RE, SQuAD QA; `biomodels.training.metrics`).
 
 One path for the dev evaluation inside training (the Trainer's `eval_fn`) and for `biomed evaluate`,
 so the F1 that picks the best checkpoint is the F1 a user later measures:
@@ -9,6 +10,8 @@ so the F1 that picks the best checkpoint is the F1 a user later measures:
   max_length) is predicted negative, so it still counts as a false negative when it is gold positive.
   Micro P/R/F1 over the positive labels the model knows; the negative label never counts.
 - QA: best span over all windows (`postprocess_qa`), SQuAD v1.1 EM/F1.
+
+Tested in `tests/biomodels/training/test_api.py`.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Drawn with matplotlib's Agg canvas directly (no pyplot), so it works headless, in threads and in
 worker processes, and never changes the global matplotlib backend of the caller.
+
+Tested in `tests/biomodels/training/test_api.py`.
 """
 
 from __future__ import annotations

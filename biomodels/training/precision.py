@@ -4,6 +4,8 @@ One place decides how a run computes: which autocast dtype, whether a GradScaler
 NVIDIA apex's fused kernels can be used, and which AdamW implementation steps the weights. Every
 choice is returned as plain data so the run's metadata (metrics.json) records what actually ran.
 apex is never required: PyTorch's own autocast and fused AdamW cover the same ground.
+
+Tested in `tests/biomodels/training/test_trainer.py`.
 """
 
 from __future__ import annotations

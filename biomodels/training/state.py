@@ -6,6 +6,8 @@ GradScaler's scale, where in which epoch the sampler stood, and the state of eve
 generator that dropout or anything else draws from (python, numpy, torch CPU and each CUDA device,
 per rank under DDP). Directories are written beside the target and renamed into place, so a kill
 during a save leaves the previous checkpoint whole.
+
+Tested in `tests/biomodels/training/test_trainer.py`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 `datasets.load_dataset("parquet", ...)` restores features from the `huggingface` key of the Parquet
 schema metadata; we write that key from this one declaration (list-of-struct, never `Sequence` of
 dict) so pyarrow, pandas, polars, DuckDB and `datasets` all see the same nested columns.
+
+Tested in `tests/corpora/dataset/test_store.py`.
 """
 
 from __future__ import annotations

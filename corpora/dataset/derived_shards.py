@@ -7,6 +7,8 @@ a handful. A source shard changes in exactly two ways: a new write (`write_shard
 or removals (`remove_documents`, same `write_id`). So when the derived shard was made from the same
 write of its source, by the same code and producer, the same removals are applied to it instead;
 per-document steps give every remaining document the output it already has.
+
+Tested in `tests/pipelines/flows/test_preprocess.py`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each shard's entry is its own small JSON file in `_shards/` (so parallel tasks never write the same
 file), and `manifest.json` at the dataset root is the consolidated view, rebuilt after every run.
 Both are written atomically (temporary file, fsync, rename).
+
+Tested in `tests/corpora/dataset/test_store.py`.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Every shard step returns a `ShardReport`; the flows total them into the run summary. One skip rule
 serves every step: `report_if_current`.
+
+Tested in `tests/corpora/dataset/test_ingest.py`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A package version alone misses edits to a reader during development, and hashing only the task
 source misses changes in the helpers it calls, so the version carries a hash of the source of every
 module of the library packages.
+
+Tested in `tests/corpora/dataset/test_ingest.py`.
 """
 
 from __future__ import annotations

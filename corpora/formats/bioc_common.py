@@ -33,6 +33,8 @@ Reading (BioC -> Document)
   `relations` {id: {infons, nodes [[refid, role]] when not arg1/arg2, concepts {key: raw}}}.
 
 Writing is in `corpora.formats.bioc_export`; it puts all of the above back where it came from.
+
+Tested in `tests/corpora/formats/test_bioc_xml.py`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ document infon `biomed:schema` (JSON); normalizations that do not render back na
 annotation/relation infon `biomed:normalized`. Entities are placed in the passage (or sentence)
 that contains them when that keeps their order, else all at document level; relations are
 written at document level.
+
+Tested in `tests/corpora/formats/test_bioc_xml.py`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ first non-blank line is a complete document object). A collection is parsed whol
 are per collection); its documents are then mapped and released one at a time, so no second copy
 is held. JSON lines are streamed. Errors name the file and the line (JSON syntax, JSON lines) or
 the document number and id.
+
+Tested in `tests/corpora/formats/test_bioc_xml.py`.
 """
 
 from __future__ import annotations

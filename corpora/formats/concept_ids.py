@@ -19,6 +19,8 @@ Concept relations (BC5CDR `CID`)
     entities of the role's type (`Chemical`, `Disease`) when any of them has it, the one that
     starts first (ties: shorter first, then document order). The concept ids are also kept in the
     relation's `normalized`, in argument order.
+
+Tested in `tests/corpora/formats/test_pubtator.py`.
 """
 
 from __future__ import annotations

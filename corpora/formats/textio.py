@@ -2,6 +2,8 @@
 
 Every reader goes through here so that a truncated gzip, a non-UTF-8 byte or an unreadable file
 becomes the same clear `InputError` naming the file and line.
+
+Tested in `tests/corpora/formats/test_pubmed_xml.py`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ Offsets, precisely: a token is a non-whitespace spaCy token; a sentence starts a
 non-whitespace token and ends after its last one, so the sentences of a passage never overlap and
 together cover every token, hence every non-whitespace character. Every offset points into
 `Document.text`, which is never rewritten.
+
+Tested in `tests/corpora/preprocess/test_documents.py`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Each passage goes through the pipeline on its own (no sentence crosses a passage
 `(passage id, text, start offset)` tuple: plain values that cross process boundaries. A passage
 longer than the pipeline's `max_length` is cut at the safest place in reach, and every such event
 becomes a note that the calling process logs.
+
+Tested in `tests/corpora/preprocess/test_documents.py`.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Importing this module registers the spaCy factories the pipeline uses (our sentence segmenter and
 scispaCy's `abbreviation_detector`), so `spacy.load` of a saved pipeline works after it.
+
+Tested in `tests/corpora/preprocess/test_documents.py`.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ by closing brackets or quotes, and:
 A blank line (or a form feed, or a Unicode paragraph/line separator) always ends a sentence; a single
 newline does when the next token looks like a sentence start (titles without a final period).
 Whitespace tokens never start a sentence, so they stay at the end of the sentence before them.
+
+Tested in `tests/corpora/preprocess/test_documents.py`.
 """
 
 from __future__ import annotations

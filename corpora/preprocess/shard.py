@@ -4,6 +4,8 @@ The library step behind the Prefect `preprocess` flow. A shard is redone only wh
 the code, or the pipeline's fingerprint (components and versions) changed. With `workers > 1`
 the shards of a run share one pool of worker processes (`shared_pool`): starting one costs a
 couple of CPU seconds, which a dataset of hundreds of shards would otherwise pay per shard.
+
+Tested in `tests/pipelines/flows/test_preprocess.py`.
 """
 
 from __future__ import annotations

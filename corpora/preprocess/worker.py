@@ -3,6 +3,8 @@
 This module is what a worker process imports to run its initializer, so it imports nothing heavy
 at the top: spaCy (and, through thinc, torch) load only inside `start_worker`, after torch is
 hidden. Imports inside functions here are deliberate; keep them there.
+
+Tested in `tests/corpora/preprocess/test_pool.py`.
 """
 
 from __future__ import annotations

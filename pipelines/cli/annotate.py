@@ -1,4 +1,7 @@
-"""`biomed annotate`: run trained NER (and RE) models over raw files or a dataset."""
+"""`biomed annotate`: run trained NER (and RE) models over raw files or a dataset.
+
+Tested in `tests/pipelines/flows/test_annotate.py`.
+"""
 
 from __future__ import annotations
 

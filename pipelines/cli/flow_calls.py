@@ -1,4 +1,7 @@
-"""Running a flow from a CLI command: the summary on stdout, failures on stderr, an exit code."""
+"""Running a flow from a CLI command: the summary on stdout, failures on stderr, an exit code.
+
+Tested in `tests/pipelines/cli/test_ingest.py`.
+"""
 
 from __future__ import annotations
 

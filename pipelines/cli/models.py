@@ -2,6 +2,8 @@
 
 Thin wrappers: the work is in `biomodels.models.registry`, `biomodels.models.checkpoint_conversion` and
 `biomodels.models.vocab_training`; this module only parses options and prints results.
+
+Tested in `tests/biomodels/models/test_registry.py`.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ its parser's sentence boundaries. Unchanged shards are skipped; a change of pipe
 a shard whose input only lost documents (MEDLINE deletions applied upstream) drops the same
 documents instead of being redone.
 
---workers N: N processes annotate, this one and N-1 worker processes started once for the whole
-run (about 2 s each) and shared by all shards; the output is identical to --workers 1. On a
+--workers N: with N > 1, N worker processes annotate, started once for the whole run (a second or
+two each) and shared by all shards, while this one applies their results; the output is identical
+to --workers 1. On a
 Dask runner keep --workers 1: Dask spreads shards over its own processes.
 """
 
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", help="input dataset folder")
     p.add_argument("--out", required=True, help="output dataset folder")
-    p.add_argument("--workers", type=int, default=1, help="processes that annotate, this one included (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes that annotate (default 1: this process alone)")
     p.add_argument(
         "--spacy-model", default=None, help="installed scispaCy model package to use instead of the rule pipeline"
     )

@@ -1,4 +1,7 @@
-"""`biomed train` and `biomed evaluate`: thin wrappers over `biomodels.training.api`."""
+"""`biomed train` and `biomed evaluate`: thin wrappers over `biomodels.training.api`.
+
+Tested in `tests/biomodels/training/test_config.py`.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Written as `report.md` and `scores.png` in the output folder and published as a Prefect markdown
 artifact, for curators who would rather look than read.
+
+Tested in `tests/pipelines/flows/test_annotate.py`.
 """
 
 from __future__ import annotations

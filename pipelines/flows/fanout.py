@@ -1,4 +1,7 @@
-"""Collecting mapped shard tasks: results as they finish, failures recorded per shard, with a progress bar."""
+"""Collecting mapped shard tasks: results as they finish, failures recorded per shard, with a progress bar.
+
+Tested in `tests/pipelines/flows/test_ingest.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Run summaries: totals over shard reports, a printable text, and Prefect artifacts."""
+"""Run summaries: totals over shard reports, a printable text, and Prefect artifacts.
+
+Tested in `tests/pipelines/flows/test_ingest.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The end-to-end run (`make run`, `biomed run`, `biomed serve`): ingest, preprocess, models, annotate."""
+"""The end-to-end run (`make run`, `biomed run`, `biomed serve`): ingest, preprocess, models, annotate.
+
+Tested in `tests/pipelines/cli/test_run.py`.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 `--dask-address tcp://host:8786` runs the mapped tasks on an existing Dask cluster;
 `--dask-workers N` starts a local one with N worker processes. Output is the same either way:
 every task writes its own shard atomically, and the flow body does the rest.
+
+Tested in `tests/pipelines/flows/test_annotate.py`.
 """
 
 from __future__ import annotations

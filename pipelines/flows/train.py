@@ -1,4 +1,7 @@
-"""The train flow: one training task, then a table artifact of the final dev metrics."""
+"""The train flow: one training task, then a table artifact of the final dev metrics.
+
+Tested in `tests/biomodels/training/test_api.py`.
+"""
 
 from __future__ import annotations
 

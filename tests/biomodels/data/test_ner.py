@@ -335,11 +335,11 @@ def test_documents_without_tokens_are_refused() -> None:
 
 
 def test_ner_on_preprocessed_chemprot() -> None:
-    preprocess = pytest.importorskip("corpora.preprocess.pipeline")
     from corpora.formats.chemprot import read_chemprot
+    from corpora.preprocess import build_pipeline, preprocess_documents
 
     path = SAMPLE.parent.parent / "chemprot" / "chemprot_sample_abstracts.tsv"
-    docs = list(preprocess.preprocess_documents(list(read_chemprot(path))[:15], preprocess.build_pipeline()))
+    docs = list(preprocess_documents(list(read_chemprot(path))[:15], build_pipeline()))
     examples, stats = convert_documents(docs)
     assert sum(len(ex.words) for ex in examples) == sum(len(d.tokens) for d in docs)
     # independent count of entities whose boundaries fall inside a token, and of those crossing a sentence end

@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-import pytest
-
 from biomodels.data.re_candidates import BC5CDR_CID_TASK, CHEMPROT_TASK, RelationTask, generate_candidates
 from corpora.formats.chemprot import read_chemprot
 from corpora.formats.pubtator import read_pubtator
@@ -152,8 +150,8 @@ def test_symmetric_task_makes_one_candidate_per_unordered_pair(chemprot_docs: li
 
 def test_chemprot_candidates_on_scispacy_sentences() -> None:
     """The same independent pair count with the sentences of the real preprocessing (when present)."""
-    preprocess = pytest.importorskip("corpora.preprocess.pipeline")
-    docs = list(preprocess.preprocess_documents(list(read_chemprot(CHEMPROT))[:20], preprocess.build_pipeline()))
+    from corpora.preprocess import build_pipeline, preprocess_documents
+    docs = list(preprocess_documents(list(read_chemprot(CHEMPROT))[:20], build_pipeline()))
     cands, stats = generate_candidates(docs, CHEMPROT_TASK)
     _, ents, gold = _raw_chemprot()
     expected = 0

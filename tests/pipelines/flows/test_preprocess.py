@@ -100,7 +100,7 @@ def test_upstream_removals_are_applied_not_redone(
     import gzip
     import re
 
-    import corpora.preprocess.pipeline as pre
+    import corpora.preprocess.shard as pre
     from corpora.dataset.store import shard_name_for
     from corpora.preprocess.shard import preprocess_shard
 
