@@ -216,7 +216,8 @@ def main() -> None:
     path = build_file(args.citations, gz)
     size_mb = path.stat().st_size / 1e6
     print(
-        f"file: {path} ({size_mb:.1f} MB{' gzip' if gz else ''}, {args.citations} citations; ready in {time.perf_counter() - t0:.1f} s)"
+        f"file: {path} ({size_mb:.1f} MB{' gzip' if gz else ''}, {args.citations} citations; "
+        f"ready in {time.perf_counter() - t0:.1f} s)"
     )
 
     best: dict[str, dict] = {}

@@ -293,7 +293,8 @@ def machine_scaling(n_docs: int, peer_wall: float) -> dict:
         runs = list(ex.map(_calibration_run, [n_docs // 2, n_docs - n_docs // 2]))
         wall = time.perf_counter() - t
     print(
-        f"calibration: the peer loop in 2 processes at once, {n_docs // 2} documents each: {wall:.2f} s wall (process CPU {[round(c, 2) for _, c in runs]})",
+        f"calibration: the peer loop in 2 processes at once, {n_docs // 2} documents each: "
+        f"{wall:.2f} s wall (process CPU {[round(c, 2) for _, c in runs]})",
         flush=True,
     )
     return {"two_process_wall_s": round(wall, 2), "two_process_speedup": round(peer_wall / wall, 2)}

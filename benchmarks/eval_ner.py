@@ -1,8 +1,9 @@
 """NER regression benchmark: a small Megatron-BERT trained from scratch on NCBI-disease, test F1.
 
 Trains `biomed train ner --model scratch` (WordPiece vocabulary of 8000 trained on the training text,
-4 layers, hidden 128, 3 epochs by default: hidden 256 did not fit 15 minutes on 2 shared cores) on the full NCBI-disease train split from ../shared, picks the best
-epoch on devel, and scores the test split with entity-level strict P/R/F1 (`biomed evaluate`).
+4 layers, hidden 128, 3 epochs by default: hidden 256 did not fit 15 minutes on 2 shared cores) on
+the full NCBI-disease train split from ../shared, picks the best epoch on devel, and scores the test
+split with entity-level strict P/R/F1 (`biomed evaluate`).
 
 It is a regression figure for the training and evaluation code on CPU (about 15 minutes on 2
 cores), NOT a claim about BioMegatron: a pretrained 345m model reaches about 87 F1 on this test set
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     dev = outcome.headline
     print(
         f"model: scratch {args.layers} layers, hidden {args.hidden}, {args.heads} heads, WordPiece vocab "
-        f"{args.vocab_size} trained on the training text; {outcome.global_step} steps, best dev at step {outcome.best_step}"
+        f"{args.vocab_size} trained on the training text; {outcome.global_step} steps, "
+        f"best dev at step {outcome.best_step}"
     )
     print(f"dev  (best epoch): P {dev['precision']:.4f}  R {dev['recall']:.4f}  F1 {dev['f1']:.4f}")
     print(
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(gold {test['n_gold']}, predicted {test['n_pred']}, sentences {test['n_sentences']})"
     )
     print(
-        f"time: train {train_s / 60:.1f} min ({metrics['tokens_per_s']:.0f} real tokens/s), test evaluation {eval_s:.0f} s, "
+        f"time: train {train_s / 60:.1f} min ({metrics['tokens_per_s']:.0f} real tokens/s), "
+        f"test evaluation {eval_s:.0f} s, "
         f"torch threads {torch.get_num_threads()}"
     )
     print(

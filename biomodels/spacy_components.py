@@ -127,6 +127,7 @@ class _EngineComponent(Pipe):
     def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
         """Process docs in chunks of `batch_size` docs or 64k tokens, whichever comes first (the
         engine length-sorts the sentences of a chunk, so bigger chunks pad less)."""
+        # torch loads when a component first runs, not when spaCy imports this module (see the top)
         from biomodels.inference.engine import DEFAULT_CHUNK_TOKENS
         from biomodels.inference.runtime import iter_chunks
 
@@ -250,7 +251,7 @@ class BiomegatronNER(_EngineComponent):
         self.cfg.update(overwrite_ents=overwrite_ents, spans_key=spans_key)
 
     def _make_engine(self, path: Path) -> AnnotationEngine:
-        from biomodels.inference.engine import AnnotationEngine
+        from biomodels.inference.engine import AnnotationEngine  # torch, on first use
 
         return AnnotationEngine(path, None, self.device, self.batch_tokens, self.precision)
 
@@ -318,7 +319,7 @@ class BiomegatronRE(_EngineComponent):
             Doc.set_extension(extension, default=None)
 
     def _make_engine(self, path: Path) -> AnnotationEngine:
-        from biomodels.inference.engine import AnnotationEngine
+        from biomodels.inference.engine import AnnotationEngine  # torch, on first use
 
         return AnnotationEngine(None, path, self.device, self.batch_tokens, self.precision, existing="keep")
 

@@ -41,7 +41,10 @@ def test_every_module_imports_in_a_fresh_interpreter(order: str) -> None:
     names = all_modules()
     if order == "reverse":
         names.reverse()
-    script = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\nprint('imported', len(sys.argv) - 1)"
+    script = (
+        "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+        "print('imported', len(sys.argv) - 1)"
+    )
     done = subprocess.run([sys.executable, "-c", script, *names], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == f"imported {len(names)}"

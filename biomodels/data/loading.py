@@ -27,6 +27,8 @@ from corpora.dataset.store import DatasetStore
 from corpora.errors import ConfigError, InputError
 from corpora.formats.registry import companion_files, detect_format, expand_inputs, read_documents
 from corpora.formats.textio import head_bytes, sha256_file
+from corpora.preprocess.documents import preprocess_documents
+from corpora.preprocess.shard import cached_pipeline
 from corpora.schema import Document
 
 log = logging.getLogger(__name__)
@@ -98,8 +100,6 @@ def ensure_preprocessed(docs: list[Document], tokens: bool, spacy_model: str | N
     missing = [d for d in docs if _needs(d, tokens)]
     if not missing:
         return docs
-    from corpora.preprocess.documents import preprocess_documents
-    from corpora.preprocess.shard import cached_pipeline
 
     log.info(
         "preprocessing %d of %d documents with scispaCy (they have no %s)",

@@ -319,7 +319,8 @@ def tokenize_ner(
     budget = max_length - len(prefix) - len(suffix)
     if stride < 0 or stride >= budget:
         raise ConfigError(
-            f"stride {stride} must be at least 0 and below the {budget} subwords a window holds (max_length {max_length})"
+            f"stride {stride} must be at least 0 and below the {budget} subwords a window holds "
+            f"(max_length {max_length})"
         )
     features: list[dict[str, Any]] = []
     for ei, ex in enumerate(examples):

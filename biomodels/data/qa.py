@@ -111,7 +111,8 @@ def tokenize_qa(
         room = max_length - q_len - n_special
         if room <= doc_stride:
             raise ConfigError(
-                f"question {ex.id}: {q_len} question subwords leave {room} for the context, not more than doc_stride {doc_stride}; raise max_length or lower doc_stride"
+                f"question {ex.id}: {q_len} question subwords leave {room} for the context, "
+                f"not more than doc_stride {doc_stride}; raise max_length or lower doc_stride"
             )
         enc = tokenizer(
             question,

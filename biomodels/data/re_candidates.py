@@ -3,8 +3,9 @@
 Candidates (`relation_candidates`): for each sentence of a Document (`sentences` from a reader or
 from preprocessing), every ordered pair (arg1, arg2) of distinct entities whose types match one of
 the task's `type_pairs` (ChemProt: CHEMICAL with GENE-Y or GENE-N; BC5CDR CID: Chemical with
-Disease; DDI: any two of drug, brand, group, drug_n, one candidate per unordered pair). An entity belongs to the sentence holding its start; one that runs past that sentence's end
-is left out of every candidate (counted). A discontinuous entity is marked over its outer span.
+Disease; DDI: any two of drug, brand, group, drug_n, one candidate per unordered pair). An entity
+belongs to the sentence holding its start; one that runs past that sentence's end is left out of
+every candidate (counted). A discontinuous entity is marked over its outer span.
 
 Labels: mention-level tasks (ChemProt) take the type of a document relation whose (arg1_id, arg2_id)
 is the pair, when that type is one of the task's `labels`; anything else is the negative label. A

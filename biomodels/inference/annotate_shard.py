@@ -13,6 +13,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
+from biomodels.inference.engine import AnnotationEngine
 from corpora.dataset.derived_shards import new_entry, sync_removals
 from corpora.dataset.shard_report import ShardReport, report_if_current
 from corpora.dataset.store import DatasetStore, open_dataset
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=2)
 def cached_engine(ner_dir: str, re_dir: str | None = None):  # noqa: ANN201 (AnnotationEngine, imported lazily)
     """One engine per process and model pair (loading weights takes seconds)."""
-    from biomodels.inference.engine import AnnotationEngine
 
     return AnnotationEngine(ner_dir, re_dir)
 

@@ -47,6 +47,8 @@ from biomodels.inference.entities import NerPredictor, WordEntity
 from biomodels.inference.relations import RePredictor, type_coverage
 from biomodels.inference.runtime import default_batch_tokens, iter_chunks, load_task_model, resolve_device
 from corpora.errors import ConfigError, InputError, ModelError
+from corpora.preprocess.documents import preprocess_documents
+from corpora.preprocess.pipeline import build_pipeline
 from corpora.schema import Document, Entity, Relation
 
 log = logging.getLogger(__name__)
@@ -110,7 +112,8 @@ class AnnotationEngine:
         batch_tokens = default_batch_tokens(dev) if batch_tokens is None else batch_tokens
         if batch_tokens < 1 or docs_per_chunk < 1 or chunk_tokens < 1:
             raise ConfigError(
-                f"batch_tokens ({batch_tokens}), docs_per_chunk ({docs_per_chunk}) and chunk_tokens ({chunk_tokens}) must be >= 1"
+                f"batch_tokens ({batch_tokens}), docs_per_chunk ({docs_per_chunk}) "
+                f"and chunk_tokens ({chunk_tokens}) must be >= 1"
             )
         self.batch_tokens = batch_tokens
         self.existing = existing
@@ -221,8 +224,6 @@ class AnnotationEngine:
                 "corpora.preprocess.documents.preprocess_documents) or make the engine with preprocess=True",
                 record=d.id,
             )
-        from corpora.preprocess.documents import preprocess_documents
-        from corpora.preprocess.pipeline import build_pipeline
 
         if self._nlp is None:
             self._nlp = build_pipeline()

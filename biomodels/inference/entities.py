@@ -58,7 +58,8 @@ class NerPredictor:
         self.budget = self.max_length - len(self.prefix) - len(self.suffix)
         if self.stride < 0 or self.stride >= self.budget:
             raise ConfigError(
-                f"{task_model.path}: stride {self.stride} must be in [0, {self.budget}) for max_length {self.max_length}"
+                f"{task_model.path}: stride {self.stride} must be in [0, {self.budget}) "
+                f"for max_length {self.max_length}"
             )
         self.unk_id = task_model.tokenizer.unk_token_id
 

@@ -48,7 +48,8 @@ def relation_task_of(task_model: TaskModel, override: RelationTask | None = None
     if name:
         if name not in KNOWN_TASKS:
             raise ModelError(
-                f"{path}/biomed.json: relation_task {name!r} is not one of {', '.join(KNOWN_TASKS)}; pass the RelationTask"
+                f"{path}/biomed.json: relation_task {name!r} is not one of {', '.join(KNOWN_TASKS)}; "
+                "pass the RelationTask"
             )
         return KNOWN_TASKS[name]
     if meta.get("marker_style") == "masked-tsv" or meta.get("relation_input") == "masked-tsv":
@@ -57,7 +58,8 @@ def relation_task_of(task_model: TaskModel, override: RelationTask | None = None
         )
         return CHEMPROT_TASK
     raise ModelError(
-        f"{path}/biomed.json records neither relation_task nor type_pairs: cannot tell which entity pairs are candidates"
+        f"{path}/biomed.json records neither relation_task nor type_pairs: "
+        "cannot tell which entity pairs are candidates"
     )
 
 

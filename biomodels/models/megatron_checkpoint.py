@@ -272,7 +272,8 @@ def load_nemo_archive(path: Path) -> SourceCheckpoint:
         if weights_member is None:
             if any("model_weights/" in m.name for m in tar.getmembers()):
                 raise ModelError(
-                    f"{path}: distributed (zarr/torch_dist) .nemo checkpoints are not supported; save with a single model_weights.ckpt"
+                    f"{path}: distributed (zarr/torch_dist) .nemo checkpoints are not supported; "
+                    "save with a single model_weights.ckpt"
                 )
             raise ModelError(f"{path}: .nemo archive has no model_weights.ckpt")
         state = _torch_load_user_file(io.BytesIO(tar.extractfile(weights_member).read()), path)

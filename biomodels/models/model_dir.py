@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from biomodels.models.task_models import _task_class
 from biomodels.models.tokenization import METADATA_FILE
 from corpora.errors import ConfigError, ModelError
 
@@ -132,8 +133,6 @@ def load_model_dir(path: str | Path, task: str | None = None, device: Any = None
     """Model, tokenizer, labels and record of a trained-model directory (checked for consistency)."""
     import torch
     from transformers import PreTrainedTokenizerFast
-
-    from biomodels.models.task_models import _task_class
 
     p = Path(path)
     meta = read_meta(p)

@@ -43,7 +43,9 @@ class ModelPreset:
     lower_case: bool
     checkpoint_files: tuple[str, ...]  # any one of these names (searched in the preset folder)
     source: str  # where the files come from
-    custom: bool = False  # architecture from the user's config file (`biomed models convert --config`, or beside the checkpoint)
+    custom: bool = (
+        False  # architecture from the user's config file (`biomed models convert --config`, or beside the checkpoint)
+    )
     num_layers: int = 24
     hidden_size: int = 1024
     num_heads: int = 16
@@ -76,14 +78,19 @@ PRESETS: dict[str, ModelPreset] = {
             "Megatron-LM BERT 345m, uncased BERT vocabulary",
             lower_case=True,
             checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
-            source=f"{_NGC} megatron_bert_345m v0.0 (release/mp_rank_00/model_optim_rng.pt) + bert-large-uncased vocab.txt",
+            source=(
+                f"{_NGC} megatron_bert_345m v0.0 (release/mp_rank_00/model_optim_rng.pt) + bert-large-uncased vocab.txt"
+            ),
         ),
         ModelPreset(
             "megatron-bert-345m-cased",
             "Megatron-LM BERT 345m, cased BERT vocabulary",
             lower_case=False,
             checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
-            source=f"{_NGC} megatron_bert_345m v0.1_cased (release/mp_rank_00/model_optim_rng.pt) + bert-large-cased vocab.txt",
+            source=(
+                f"{_NGC} megatron_bert_345m v0.1_cased (release/mp_rank_00/model_optim_rng.pt) "
+                "+ bert-large-cased vocab.txt"
+            ),
         ),
         ModelPreset(
             "biomegatron-bert-345m-uncased",
@@ -101,7 +108,8 @@ PRESETS: dict[str, ModelPreset] = {
         ),
         ModelPreset(
             "megatron-bert-uncased",
-            "your own uncased Megatron-BERT: config (bert_config.json or model_config.yaml) beside the checkpoint, or --config",
+            "your own uncased Megatron-BERT: config (bert_config.json or model_config.yaml) "
+            "beside the checkpoint, or --config",
             lower_case=True,
             checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
             source="your own Megatron-LM or NeMo training run",
@@ -110,7 +118,8 @@ PRESETS: dict[str, ModelPreset] = {
         ),
         ModelPreset(
             "megatron-bert-cased",
-            "your own cased Megatron-BERT: config (bert_config.json or model_config.yaml) beside the checkpoint, or --config",
+            "your own cased Megatron-BERT: config (bert_config.json or model_config.yaml) "
+            "beside the checkpoint, or --config",
             lower_case=False,
             checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
             source="your own Megatron-LM or NeMo training run",
@@ -165,7 +174,8 @@ class Architecture:
 def preset_architecture(preset: ModelPreset) -> Architecture:
     if preset.custom:
         raise ConfigError(
-            f"preset {preset.name} has no fixed architecture: give your model's config file (bert_config.json or model_config.yaml beside the checkpoint, or --config)"
+            f"preset {preset.name} has no fixed architecture: give your model's config file "
+            "(bert_config.json or model_config.yaml beside the checkpoint, or --config)"
         )
     return Architecture(
         preset.num_layers,

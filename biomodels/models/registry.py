@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from biomodels.models.checkpoint_conversion import convert_checkpoint, read_conversion_record, sha256_file
 from biomodels.models.megatron_checkpoint import NEMO_SUFFIX, find_checkpoint_file
 from biomodels.models.presets import PRESETS, ModelPreset, get_preset
 from corpora.errors import ModelError
@@ -185,7 +186,6 @@ def ensure_huggingface(
     Preset folders are converted in place; other checkpoints go to
     `$BIOMODELS_HOME/converted/<name>-<sha256[:12]>/` and are reused while the source is unchanged.
     """
-    from biomodels.models.checkpoint_conversion import convert_checkpoint, read_conversion_record, sha256_file
 
     resolved = resolve_model(name_or_path, home=home)
     if not resolved.needs_conversion:

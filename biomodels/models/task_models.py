@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biomodels.models.presets import MEGATRON_LAYER_NORM_EPS
+from biomodels.models.checkpoint_conversion import read_conversion_record
+from biomodels.models.presets import MEGATRON_LAYER_NORM_EPS, pad_vocab_size
+from biomodels.models.registry import ensure_huggingface
 from biomodels.models.tokenization import load_tokenizer
 from corpora.errors import ConfigError, ModelError
 
@@ -166,9 +168,6 @@ def _build_pretrained(
 ):
     import torch
 
-    from biomodels.models.checkpoint_conversion import read_conversion_record
-    from biomodels.models.registry import ensure_huggingface
-
     model_dir, _ = ensure_huggingface(source, vocab=vocab, checkpoint_version=checkpoint_version)
     config = cls.config_class.from_pretrained(str(model_dir), **labels)
     tokenizer = load_tokenizer(model_dir, lower_case, config.max_position_embeddings)  # casing fails fast
@@ -227,8 +226,6 @@ def add_marker_tokens(model: Any, tokenizer: Any, tokens: list[str] | tuple[str,
     ids = tokenizer.convert_tokens_to_ids(list(tokens))
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > rows:
-        from biomodels.models.presets import pad_vocab_size
-
         model.resize_token_embeddings(pad_vocab_size(len(tokenizer)))
     new_ids = list(range(before, len(tokenizer)))
     if new_ids:

@@ -34,12 +34,22 @@ from biomodels.data.loading import (
     load_re_examples,
     re_label_list,
 )
+from biomodels.data.ner import build_label_map, ner_examples, tokenize_ner
+from biomodels.data.qa import tokenize_qa
 from biomodels.data.re_candidates import RELATION_TASKS
-from biomodels.data.re_marking import MARKER_STYLES
+from biomodels.data.re_features import tokenize_re
+from biomodels.data.re_marking import BIOELECTRA_MASKS, MARKER_STYLES, marker_tokens
 from biomodels.models.model_dir import load_model_dir, save_model_dir, write_json
+from biomodels.models.presets import scratch_config
+from biomodels.models.task_models import add_marker_tokens, build_model
+from biomodels.models.tokenization import load_tokenizer
+from biomodels.models.vocab_training import train_wordpiece_vocab
 from biomodels.training import distributed as D
 from biomodels.training.config import TASKS, TrainConfig, build_config
 from biomodels.training.evaluation import EvalSet, headline, make_eval_fn, predict, score
+from biomodels.training.precision import resolve_precision
+from biomodels.training.trainer import Trainer
+from corpora.dataset.versioning import code_version
 from corpora.errors import ConfigError
 from corpora.formats.textio import sha256_file
 
@@ -90,7 +100,6 @@ class TrainOutcome:
 def _ner_examples(
     inputs: Sequence[str | Path], cfg: TrainConfig, files: DataFiles, strict_types: bool = True
 ) -> list[Any]:
-    from biomodels.data.ner import ner_examples
 
     docs = load_documents(inputs, cfg.format, tokens=True, spacy_model=cfg.spacy_model, files=files)
     if cfg.entity_types and not strict_types:  # evaluation: keep the trained types, whatever the data has
@@ -106,7 +115,6 @@ def load_task_data(
     task: str, cfg: TrainConfig, train: Sequence[str | Path], dev: Sequence[str | Path] | None
 ) -> TaskData:
     """Examples of the train (and dev) inputs for `task`, and the label list from the training data."""
-    from biomodels.data.ner import build_label_map
 
     data = TaskData(task, [], None, None)
     if task == "ner":
@@ -149,9 +157,6 @@ def training_texts(data: TaskData) -> list[str]:
 def make_features(
     task: str, examples: Sequence[Any], tokenizer: Any, label2id: Mapping[str, int] | None, cfg: TrainConfig, style: str
 ) -> list[dict[str, Any]]:
-    from biomodels.data.ner import tokenize_ner
-    from biomodels.data.qa import tokenize_qa
-    from biomodels.data.re_features import tokenize_re
 
     assert cfg.max_length is not None and cfg.stride is not None
     if task == "ner":
@@ -190,8 +195,6 @@ def _scratch_vocab(
     folder = out / VOCAB_DIR
     vocab_file = folder / "vocab.txt"
     if dist.is_main and not (resume and vocab_file.is_file()):
-        from biomodels.models.vocab_training import train_wordpiece_vocab
-
         texts = training_texts(data)
         train_wordpiece_vocab(texts, cfg.vocab_size, bool(cfg.lower_case), folder)
         n = sum(1 for _ in vocab_file.open(encoding="utf-8"))
@@ -220,15 +223,12 @@ def build_task_model(
     task: str, source: str, cfg: TrainConfig, data: TaskData, out: Path, dist: D.DistInfo, resume: bool = False
 ):
     """(model, tokenizer, info, source record): built with `cfg.seed` so every rank starts the same."""
-    from biomodels.models.presets import scratch_config
-    from biomodels.models.task_models import build_model
 
     num_labels = len(data.labels) if data.labels else 2
     id2label = dict(enumerate(data.labels)) if data.labels else None
     torch.manual_seed(cfg.seed)
     if source == "scratch":
         vocab, vocab_record = _scratch_vocab(cfg, out, data, dist, resume)
-        from biomodels.models.tokenization import load_tokenizer
 
         size = len(load_tokenizer(vocab, bool(cfg.lower_case)))
         config = scratch_config(cfg.layers, cfg.hidden, cfg.heads, size, ffn=cfg.ffn, max_positions=cfg.max_positions)
@@ -302,8 +302,6 @@ def _set_dropout(model: torch.nn.Module, p: float) -> None:
 
 def add_relation_markers(model: Any, tokenizer: Any, data: TaskData, style: str) -> tuple[str, list[str]]:
     """Add the marker (or mask) tokens of the RE input style; returns (style used, tokens added)."""
-    from biomodels.data.re_marking import BIOELECTRA_MASKS, marker_tokens
-    from biomodels.models.task_models import add_marker_tokens
 
     rel = data.relation
     assert rel is not None
@@ -340,7 +338,6 @@ def package_versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
-    from corpora.dataset.versioning import code_version
 
     out["biomodels_code"] = code_version("biomodels")
     return out
@@ -366,7 +363,6 @@ def train(
 ) -> TrainOutcome:
     """Train a `task` model from `model` (preset, path, or "scratch") on `train`, pick the best
     checkpoint on `dev`, and write the model directory `out`. Returns what happened."""
-    from biomodels.training.trainer import Trainer
 
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
@@ -410,8 +406,6 @@ def train(
         dev_metrics: dict[str, Any] = {}
         if dist.is_main:
             if dev_set is not None:
-                from biomodels.training.precision import resolve_precision
-
                 plan = resolve_precision(cfg.precision, next(net.parameters()).device)
                 with torch.no_grad(), plan.autocast():
                     dev_metrics = score(dev_set, predict(dev_set, net, pad_id, cfg.eval_batch_size))
@@ -479,8 +473,9 @@ def evaluate(
     batch_size: int = 64,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics (strict entity-level NER, positive-class micro RE, SQuAD QA) of the model in `model_dir` on the gold `data`, read with the
-    settings the model was trained with (max_length, stride, marker style, relation task, types)."""
+    """Metrics (strict entity-level NER, positive-class micro RE, SQuAD QA) of the model in `model_dir`
+    on the gold `data`, read with the settings the model was trained with (max_length, stride, marker
+    style, relation task, types)."""
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
     inputs = [data] if isinstance(data, (str, Path)) else list(data)
@@ -504,7 +499,8 @@ def evaluate(
         )
         if meta.get("relation_input") and rel.kind != meta["relation_input"]:
             raise ConfigError(
-                f"{model_dir} was trained on {meta['relation_input']} RE input, {', '.join(map(str, inputs))} is {rel.kind}"
+                f"{model_dir} was trained on {meta['relation_input']} RE input, "
+                f"{', '.join(map(str, inputs))} is {rel.kind}"
             )
         examples = rel.examples
     else:
@@ -512,7 +508,6 @@ def evaluate(
     style = meta.get("marker_style") or cfg.marker_style
     features = make_features(task, examples, loaded.tokenizer, None, cfg, style)
     evalset = eval_set(task, examples, features, loaded.labels, cfg, negative)
-    from biomodels.training.precision import resolve_precision
 
     with torch.no_grad(), resolve_precision("auto", dev).autocast():
         predictions = predict(evalset, loaded.model, loaded.tokenizer.pad_token_id, batch_size)

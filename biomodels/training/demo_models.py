@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from biomodels.training.api import train
 from corpora.dataset.versioning import source_hash
 from corpora.formats.textio import sha256_file
 from corpora.samples_path import sample
@@ -62,7 +63,6 @@ def recipe_hash(task: str) -> str:
 
 def ensure_demo_model(task: str, out_dir: str | Path) -> dict[str, Any]:
     """Train the `task` demo model into `out_dir` unless an identical one is already there."""
-    from biomodels.training.api import train
 
     out = Path(out_dir)
     stamp = out / "demo_recipe.json"

@@ -160,7 +160,9 @@ class Trainer:
         returns metrics that include `metric`, which picks the best evaluation."""
         config.validate()
         if config.learning_rate is None:
-            raise ConfigError("Trainer: learning_rate is not set (TrainConfig.resolved(task) fills in the task default)")
+            raise ConfigError(
+                "Trainer: learning_rate is not set (TrainConfig.resolved(task) fills in the task default)"
+            )
         if not train_features:
             raise ConfigError("Trainer: no training features")
         self.model = model

@@ -432,7 +432,8 @@ def _relations(
             keys = [k for k in infons if k in types]
             if len(keys) != 2:
                 raise where.malformed(
-                    f"relation {rid} has no nodes and {len(keys)} infons keyed by an entity type ({keys}); a concept relation needs two",
+                    f"relation {rid} has no nodes and {len(keys)} infons keyed by an entity type ({keys}); "
+                    "a concept relation needs two",
                     rnode,
                 )
             args, raws = [], {}

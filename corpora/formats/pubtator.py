@@ -127,7 +127,8 @@ def read_pubtator(path: str | Path) -> Iterator[Document]:
         else:
             raise MalformedInputError(
                 path,
-                f"expected a mention line (6 or 7 tab-separated columns) or a relation line (4 columns), got {len(cols)} columns: {_clip(line)!r}",
+                f"expected a mention line (6 or 7 tab-separated columns) or a relation line (4 columns), "
+                f"got {len(cols)} columns: {_clip(line)!r}",
                 line=lineno,
                 record=pmid,
             )
@@ -281,7 +282,8 @@ def _title_abstract(doc: Document) -> tuple[str, str]:
     first = min(doc.passages, key=lambda p: p.offsets[0][0])
     if first.offsets[0][0] != 0:
         raise BiomedError(
-            f"document {doc.document_id}: the first passage starts at {first.offsets[0][0]}, PubTator needs a title at 0"
+            f"document {doc.document_id}: the first passage starts at {first.offsets[0][0]}, "
+            "PubTator needs a title at 0"
         )
     text = doc.text
     title = first.text

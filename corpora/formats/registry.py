@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpora.errors import InputError, UnknownFormatError
+from corpora.errors import EmptyInputError, InputError, UnknownFormatError
 from corpora.formats.textio import head_bytes
 from corpora.schema import Deletion, Document
 
@@ -107,8 +107,6 @@ def detect_format(path: str | Path) -> str:
     head = head_bytes(p, 8192)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not stripped:
-        from corpora.errors import EmptyInputError
-
         raise EmptyInputError(p, "file is empty (nothing to detect a format from)")
     if stripped.startswith(b"<"):
         if re.search(
@@ -121,7 +119,8 @@ def detect_format(path: str | Path) -> str:
             return "ddi-xml"
         raise UnknownFormatError(
             p,
-            "XML, but neither PubMed (PubmedArticleSet/MedlineCitationSet), BioC (collection) nor DDI (document of sentences)",
+            "XML, but neither PubMed (PubmedArticleSet/MedlineCitationSet), BioC (collection) "
+            "nor DDI (document of sentences)",
         )
     if stripped.startswith(b"{") or stripped.startswith(b"["):
         if re.search(rb'"documents"\s*:', head) or re.search(rb'"passages"\s*:', head):

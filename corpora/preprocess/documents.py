@@ -20,6 +20,7 @@ from corpora.schema import Deletion, Document
 if TYPE_CHECKING:
     from spacy.language import Language
 
+
 def preprocess_documents(
     docs: Iterable[Document | Deletion],
     nlp: Language,

@@ -63,11 +63,15 @@ def _load_model(name: str) -> Language:
         if name in SCISPACY_MODELS:
             how = f"pip install {_MODEL_URL.format(name=name)}"
         else:
-            how = f"pip install the package that provides {name!r} (python -m spacy download {name} for spaCy's own models), or pass a model directory"
+            how = (
+                f"pip install the package that provides {name!r} "
+                f"(python -m spacy download {name} for spaCy's own models), or pass a model directory"
+            )
         raise ConfigError(f"--spacy-model {name}: the model is not installed ({exc}). Install it with: {how}") from exc
     if "parser" not in nlp.pipe_names and "senter" not in nlp.pipe_names:
         raise ConfigError(
-            f"--spacy-model {name}: the model has no parser or senter to give sentence boundaries (components: {nlp.pipe_names})"
+            f"--spacy-model {name}: the model has no parser or senter to give sentence boundaries "
+            f"(components: {nlp.pipe_names})"
         )
     for pipe in list(nlp.pipe_names):
         if pipe not in _MODEL_KEEP:
@@ -79,7 +83,8 @@ def pipeline_spec(nlp: Language) -> str | None:
     """The `spacy_model` argument `build_pipeline` made `nlp` with (workers rebuild it from this)."""
     if _SPEC_KEY not in nlp.meta:
         raise ConfigError(
-            "the pipeline was not made by corpora.preprocess.pipeline.build_pipeline, so worker processes cannot rebuild it"
+            "the pipeline was not made by corpora.preprocess.pipeline.build_pipeline, "
+            "so worker processes cannot rebuild it"
         )
     return nlp.meta[_SPEC_KEY]["spacy_model"]
 

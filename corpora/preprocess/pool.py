@@ -30,6 +30,7 @@ from corpora.schema import Deletion, Document
 
 CHUNKS_IN_FLIGHT_PER_PROCESS = 4  # queued chunks per process: work to go on with, memory bounded
 
+
 class PreprocessPool:
     """`processes` worker processes that each hold `build_pipeline(spacy_model)`, reusable.
 

@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
     from pipelines.flows.annotate import annotate_flow
 
     flow = with_runner(annotate_flow, args)

@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
     from pipelines.flows.ingest import ingest_flow
 
     flow = with_runner(ingest_flow, args)

@@ -64,6 +64,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
     from biomodels.models.registry import list_models, models_home
 
     rows = [("PRESET", "STATUS", "PATH", "EXPECTED FILES")]
@@ -78,6 +79,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
     from biomodels.models.checkpoint_conversion import convert_checkpoint, read_conversion_record
 
     out = convert_checkpoint(
@@ -98,6 +100,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def _corpus_texts(inputs: list[str], fmt: str) -> Iterator[str]:
+    # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
     from corpora.formats.registry import expand_inputs, read_documents
     from corpora.schema import Document
 
@@ -108,6 +111,7 @@ def _corpus_texts(inputs: list[str], fmt: str) -> Iterator[str]:
 
 
 def run_vocab(args: argparse.Namespace) -> int:
+    # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
     from biomodels.models.tokenization import read_vocab
     from biomodels.models.vocab_training import train_wordpiece_vocab
 

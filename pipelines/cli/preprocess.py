@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", help="input dataset folder")
     p.add_argument("--out", required=True, help="output dataset folder")
-    p.add_argument("--workers", type=int, default=1, help="worker processes that annotate (default 1: this process alone)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="worker processes that annotate (default 1: this process alone)"
+    )
     p.add_argument(
         "--spacy-model", default=None, help="installed scispaCy model package to use instead of the rule pipeline"
     )
@@ -45,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
     from pipelines.flows.preprocess import preprocess_flow
 
     flow = with_runner(preprocess_flow, args)

@@ -12,7 +12,7 @@ import os
 from dataclasses import fields
 from typing import Any, get_type_hints
 
-from biomodels.training.config import KEYS, TASKS, TrainConfig, option_flags
+from biomodels.training.config import KEYS, TASKS, TrainConfig, build_config, option_flags
 from corpora.errors import ConfigError
 
 TRAIN_HELP = """\
@@ -133,8 +133,6 @@ def _rank() -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from biomodels.training.config import build_config
-
     overrides = overrides_from_args(args)
     config = build_config(args.config, overrides)
     config.resolved(args.task)  # fail on bad values before reading any data
@@ -143,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.flow:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ConfigError("--flow runs training in one process; under torchrun leave --flow out")
-        from pipelines.flows.train import train_flow
+        from pipelines.flows.train import train_flow  # Prefect, only for --flow
 
         outcome = train_flow(
             args.task,
@@ -156,7 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume=args.resume,
         )
     else:
-        from biomodels.training.api import train
+        from biomodels.training.api import train  # torch, when the command runs
 
         outcome = train(
             args.task, args.model, list(args.train), list(args.dev or []) or None, args.out, config, resume=args.resume
@@ -182,6 +180,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
     from biomodels.training.api import evaluate
 
     metrics = evaluate(args.task, args.model, list(args.data), batch_size=args.batch_size, device=args.device)

@@ -2,13 +2,19 @@
 (task runners, collecting mapped shard tasks, run summaries and artifacts, the annotation report).
 
 Each flow only wires library functions from `corpora` and `biomodels` through the tasks in `tasks/`.
+The names below import their module (and Prefect) on first use (`corpora.lazy_exports` says why):
+the CLI reads `runners` for its options without loading Prefect, which also configures logging.
 """
 
-from pipelines.flows.annotate import annotate_flow
-from pipelines.flows.ingest import ingest_flow
-from pipelines.flows.preprocess import preprocess_flow
-from pipelines.flows.run import run_flow
-from pipelines.flows.runners import task_runner
-from pipelines.flows.train import train_flow
+from corpora.lazy_exports import lazy_exports
 
-__all__ = ["annotate_flow", "ingest_flow", "preprocess_flow", "run_flow", "task_runner", "train_flow"]
+_EXPORTS = {
+    "annotate_flow": "annotate",
+    "ingest_flow": "ingest",
+    "preprocess_flow": "preprocess",
+    "run_flow": "run",
+    "task_runner": "runners",
+    "train_flow": "train",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -50,7 +50,8 @@ def preprocess_flow(
         summary.extra["removed (input shard gone)"] = len(pruned)
     fingerprint = preprocess_producer(spacy_model)["preprocess"]
     summary.extra["pipeline"] = (
-        f"{fingerprint['model']['name']} {fingerprint['components']} spacy {fingerprint['spacy']} scispacy {fingerprint['scispacy']}"
+        f"{fingerprint['model']['name']} {fingerprint['components']} "
+        f"spacy {fingerprint['spacy']} scispacy {fingerprint['scispacy']}"
     )
     write_manifest_task(out, {"pipeline": fingerprint})
     publish_table(summary, key="preprocess-report")

@@ -152,7 +152,10 @@ def test_annotator_and_scores_recorded(dirs):
 
 
 def test_overwrite_ents_or_keep_existing(dirs):
-    text = "Familial adenomatous polyposis and colorectal cancer follow germline mutations of APC in patients with aspirin use ."
+    text = (
+        "Familial adenomatous polyposis and colorectal cancer follow germline mutations of APC "
+        "in patients with aspirin use ."
+    )
     plain = spacy.blank("en")
     plain.add_pipe("biomegatron_ner", config={"model": str(dirs["ner"]), "overwrite_ents": True})
     plain_doc = plain(text)

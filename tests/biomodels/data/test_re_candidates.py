@@ -151,6 +151,7 @@ def test_symmetric_task_makes_one_candidate_per_unordered_pair(chemprot_docs: li
 def test_chemprot_candidates_on_scispacy_sentences() -> None:
     """The same independent pair count with the sentences of the real preprocessing (when present)."""
     from corpora.preprocess import build_pipeline, preprocess_documents
+
     docs = list(preprocess_documents(list(read_chemprot(CHEMPROT))[:20], build_pipeline()))
     cands, stats = generate_candidates(docs, CHEMPROT_TASK)
     _, ents, gold = _raw_chemprot()

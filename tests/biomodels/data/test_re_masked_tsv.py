@@ -33,7 +33,8 @@ def test_read_blue_and_bioelectra_files(tmp_path: Path, tokenizer) -> None:
 
     bio = tmp_path / "train.tsv"
     bio.write_text(
-        "sentence\tlabel\nBC6ENTG inhibitors are BC6ENTC - derived BC6OTHER .\tCPR:4\nBaseline CHEM , BC6ENTG .\tFalse\n",
+        "sentence\tlabel\nBC6ENTG inhibitors are BC6ENTC - derived BC6OTHER .\tCPR:4\n"
+        "Baseline CHEM , BC6ENTG .\tFalse\n",
         encoding="utf-8",
     )
     rows = read_masked_re_tsv(bio)

@@ -67,7 +67,7 @@ def test_named_presets_and_their_configs() -> None:
     act = ACT2FN[cfg.hidden_act](x)
     assert torch.allclose(act, tanh_form, atol=1e-6)
     assert (act - erf_form).abs().max() > 1e-4  # and it is not the erf GeLU
-    with pytest.raises(ConfigError, match="--bert-config"):
+    with pytest.raises(ConfigError, match="no fixed architecture: give your model.s config file"):
         config_from_preset("megatron-bert-cased", vocab_size=30522)
     with pytest.raises(ConfigError, match="unknown model preset"):
         config_from_preset("biomegatron-1b")
@@ -226,7 +226,8 @@ def test_missing_pooler_is_initialised_for_re(tmp_path: Path) -> None:
     flat = fx.save_nemo_pt(tmp_path / "flat" / "MegatronBERT.pt", w)  # NeMo 1.0 .pt: no pooler
     fx.write_vocab(tmp_path / "flat" / "vocab.txt")
     (tmp_path / "flat" / "model_config.yaml").write_text(
-        f"num_layers: {fx.LAYERS}\nhidden_size: {fx.HIDDEN}\nnum_attention_heads: {fx.HEADS}\nmax_position_embeddings: {fx.POSITIONS}\n"
+        f"num_layers: {fx.LAYERS}\nhidden_size: {fx.HIDDEN}\nnum_attention_heads: {fx.HEADS}\n"
+        f"max_position_embeddings: {fx.POSITIONS}\n"
     )
     from biomodels.models.checkpoint_conversion import convert_checkpoint
 

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 
-import biomodels.training.api as api
 from biomodels.training import demo_models
 
 
@@ -30,7 +29,7 @@ def test_trained_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         (Path(out) / "biomed.json").write_text("{}")
         return SimpleNamespace(headline={"f1": 0.5})
 
-    monkeypatch.setattr(api, "train", fake_train)
+    monkeypatch.setattr(demo_models, "train", fake_train)
     out = tmp_path / "ner"
     first = demo_models.ensure_demo_model("ner", out)
     assert first == {"task": "ner", "out_dir": str(out), "status": "trained", "metrics": {"f1": 0.5}}

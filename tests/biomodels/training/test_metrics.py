@@ -181,7 +181,9 @@ def test_squad_metrics_by_hand() -> None:
     }
     preds = {
         "q1": "Beta 2-adrenergic receptor.",  # normalised equal -> EM 1, F1 1
-        "q2": "long acting salmeterol",  # vs "longacting salmeterol": 1 common of 3 pred / 2 gold -> P 1/3 R 1/2 F1 0.4; vs "salmeterol": P 1/3 R 1 F1 0.5 -> max 0.5, EM 0
+        # q2 vs "longacting salmeterol": 1 common of 3 pred / 2 gold -> P 1/3 R 1/2 F1 0.4;
+        # vs "salmeterol": P 1/3 R 1 F1 0.5 -> max 0.5, EM 0
+        "q2": "long acting salmeterol",
         "q3": "chronic asthma",  # P 1/2 R 1 -> F1 2/3, EM 0
         "extra": "ignored",
     }  # q4 unanswered -> 0

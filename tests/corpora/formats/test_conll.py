@@ -157,15 +157,17 @@ def test_iob1_bioes_and_bilou_chunks(tmp_path: Path) -> None:
 
 
 def test_whitespace_columns_docstart_without_tag_and_middle_columns(tmp_path: Path) -> None:
-    body = "-DOCSTART-\n\nIL-2 NN B-protein\ngene NN I-protein\n\n-DOCSTART- -X- O\nT NN B-cell_type\ncells NNS I-cell_type\n"
+    body = (
+        "-DOCSTART-\n\nIL-2 NN B-protein\ngene NN I-protein\n\n"
+        "-DOCSTART- -X- O\nT NN B-cell_type\ncells NNS I-cell_type\n"
+    )
     docs = list(read_conll(_write(tmp_path, "ws.txt", body)))
     assert [d.id for d in docs] == ["ws-1", "ws-2"]
     assert [_spans(d) for d in docs] == [[("protein", "IL-2 gene")], [("cell_type", "T cells")]]
     out = tmp_path / "ws_out.tsv"
     write_conll(docs, out)
-    assert (
-        out.read_text()
-        == "-DOCSTART-\tO\n\nIL-2\tB-protein\ngene\tI-protein\n\n-DOCSTART-\tO\n\nT\tB-cell_type\ncells\tI-cell_type\n\n"
+    assert out.read_text() == (
+        "-DOCSTART-\tO\n\nIL-2\tB-protein\ngene\tI-protein\n\n-DOCSTART-\tO\n\nT\tB-cell_type\ncells\tI-cell_type\n\n"
     )
 
 

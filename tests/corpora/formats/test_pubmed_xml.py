@@ -320,8 +320,10 @@ BOOK = """<?xml version="1.0" encoding="UTF-8"?>
     <ArticleTitle book="gene" part="alzheimer">Alzheimer Disease Overview</ArticleTitle>
     <Language>eng</Language>
     <Abstract>
-      <AbstractText Label="CLINICAL CHARACTERISTICS" NlmCategory="BACKGROUND">Alzheimer disease (AD) is characterized by dementia.</AbstractText>
-      <AbstractText Label="DIAGNOSIS/TESTING" NlmCategory="METHODS">The diagnosis of AD is made clinically.</AbstractText>
+      <AbstractText Label="CLINICAL CHARACTERISTICS" NlmCategory="BACKGROUND">\
+Alzheimer disease (AD) is characterized by dementia.</AbstractText>
+      <AbstractText Label="DIAGNOSIS/TESTING" NlmCategory="METHODS">\
+The diagnosis of AD is made clinically.</AbstractText>
       <CopyrightInformation>Copyright 1993-2024, University of Washington.</CopyrightInformation>
     </Abstract>
     <PublicationType UI="D016454">Review</PublicationType>

@@ -198,7 +198,10 @@ SENTENCES = [
         "chemprot_sample_abstracts.tsv",
         "23494186",
         "(e.g. ezetimibe",
-        "In patients who do not reach the LDL-C target, combination therapy with additional LDL-C lowering drugs (e.g. ezetimibe, bile acid sequestrants or fibrates) should be considered.",
+        (
+            "In patients who do not reach the LDL-C target, combination therapy with additional LDL-C lowering "
+            "drugs (e.g. ezetimibe, bile acid sequestrants or fibrates) should be considered."
+        ),
     ),
     (
         "medline16n0902.xml.gz",
@@ -210,43 +213,66 @@ SENTENCES = [
         "medline16n0902.xml.gz",
         "26215130",
         "(i.e. hookworm",
-        "Besides high sensitivity, PCR may also enhance specificity by reducing microscopic misdiagnosis of morphologically similar helminth larvae (i.e. hookworm and S. stercoralis) in settings where both helminth species co-exist.",
+        (
+            "Besides high sensitivity, PCR may also enhance specificity by reducing microscopic misdiagnosis of "
+            "morphologically similar helminth larvae (i.e. hookworm and S. stercoralis) in settings where both "
+            "helminth species co-exist."
+        ),
     ),
     (
         "medline16n0902.xml.gz",
         "26702418",
         "Skorokhod et al. (2015)",
-        "Plakortin is an antimalarial endoperoxide whose molecular anti-parasitic effect is described in\xa0Skorokhod et al. (2015) [1].",
+        (
+            "Plakortin is an antimalarial endoperoxide whose molecular anti-parasitic effect is described "
+            "in\xa0Skorokhod et al. (2015) [1]."
+        ),
     ),
     (
         "medline16n0902.xml.gz",
         "25294880",
         "did not lyse E. coli",
-        "In addition, VanX mutants with suppressed dipeptidase activity did not lyse E. coli cells, confirming that bacteriolysis originated from the dipeptidase activity of VanX.",
+        (
+            "In addition, VanX mutants with suppressed dipeptidase activity did not lyse E. coli cells, confirming "
+            "that bacteriolysis originated from the dipeptidase activity of VanX."
+        ),
     ),
     (
         "medline16n0902.xml.gz",
         "25294880",
         "E. coli cells undergoing",
-        "We also observed shape changes in E. coli cells undergoing VanX-mediated lysis with optical microscopy and classified these changes into three classes: bursting, deformation, and leaking fluid.",
+        (
+            "We also observed shape changes in E. coli cells undergoing VanX-mediated lysis with optical "
+            "microscopy and classified these changes into three classes: bursting, deformation, and leaking fluid."
+        ),
     ),
     (
         "CDR_dev_sample.PubTator.txt",
         "3115150",
         "0.63 and 2.5 mg/kg",
-        "Intraperitoneal ketanserin administration at doses of 0.63 and 2.5 mg/kg prevented the alfentanil-induced increase in electromyographic activity compared with animals pretreated with saline.",
+        (
+            "Intraperitoneal ketanserin administration at doses of 0.63 and 2.5 mg/kg prevented the "
+            "alfentanil-induced increase in electromyographic activity compared with animals pretreated "
+            "with saline."
+        ),
     ),
     (
         "CDR_train_sample.PubTator.txt",
         "1378968",
         "(40 vs. 19%)",
-        "Newborn female Wistar rats were fed a lithium-containing diet (50 mmol/kg) for 8 weeks and then randomized to normal diet, HP diet (40 vs. 19%), NX or HP+NX for another 8 weeks.",
+        (
+            "Newborn female Wistar rats were fed a lithium-containing diet (50 mmol/kg) for 8 weeks and then "
+            "randomized to normal diet, HP diet (40 vs. 19%), NX or HP+NX for another 8 weeks."
+        ),
     ),
     (
         "chemprot_sample_abstracts.tsv",
         "9399970",
         "(-)-N-allylnormetazocine and",
-        "(-)-N-allylnormetazocine and (+)-propoxyphene substituted partially for the dezocine stimulus, an effect obtained even when tested up to doses that suppressed responding.",
+        (
+            "(-)-N-allylnormetazocine and (+)-propoxyphene substituted partially for the dezocine stimulus, an "
+            "effect obtained even when tested up to doses that suppressed responding."
+        ),
     ),
 ]
 
@@ -274,7 +300,10 @@ def test_sentence_boundaries_on_real_sentences(annotated, file, pmid, phrase, se
             ["Several drugs, e.g. the statins, were given.", "Then we stopped."],
         ),
         (
-            "As shown by Smith et al. (2001) the cells grew. We then lysed E. coli cells with 2.5 mg lysozyme. mRNA rose.",
+            (
+                "As shown by Smith et al. (2001) the cells grew. "
+                "We then lysed E. coli cells with 2.5 mg lysozyme. mRNA rose."
+            ),
             [
                 "As shown by Smith et al. (2001) the cells grew.",
                 "We then lysed E. coli cells with 2.5 mg lysozyme.",
@@ -282,7 +311,10 @@ def test_sentence_boundaries_on_real_sentences(annotated, file, pmid, phrase, se
             ],
         ),
         (
-            "Levels rose (see Fig. 2. The second panel). Infection with S. Typhimurium was cleared. Patients had hepatitis B. We treated them.",
+            (
+                "Levels rose (see Fig. 2. The second panel). Infection with S. Typhimurium was cleared. "
+                "Patients had hepatitis B. We treated them."
+            ),
             [
                 "Levels rose (see Fig. 2. The second panel).",
                 "Infection with S. Typhimurium was cleared.",

@@ -38,8 +38,9 @@ def test_served_deployment_processes_only_new_files(
     shutil.copy(samples / "pubmed/pubmed4.xml", watch)
     out = tmp_path / "out"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
-    cmd = [sys.executable, "-m", "pipelines.cli", "serve", "--watch", str(watch), "--out", str(out), "--cron", "0 2 * * *",
-           "--ner", tiny_models["ner"], "--re", tiny_models["re"], "--name", "test-nightly"]  # fmt: skip
+    cmd = [sys.executable, "-m", "pipelines.cli", "serve", "--watch", str(watch), "--out", str(out),
+           "--cron", "0 2 * * *", "--ner", tiny_models["ner"], "--re", tiny_models["re"],
+           "--name", "test-nightly"]  # fmt: skip
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_deployment("end-to-end/test-nightly", 180)

@@ -123,7 +123,8 @@ def test_annotated_shard_follows_upstream_deletions(
     gone = sorted(before)[1]
     update = tmp_path / "zz_update.xml"
     update.write_text(
-        f'<?xml version="1.0"?>\n<PubmedArticleSet><DeleteCitation><PMID Version="1">{gone}</PMID></DeleteCitation></PubmedArticleSet>\n'
+        f'<?xml version="1.0"?>\n<PubmedArticleSet><DeleteCitation><PMID Version="1">{gone}</PMID>'
+        "</DeleteCitation></PubmedArticleSet>\n"
     )
     ingest_file(update, ds)
     assert DatasetStore(ds).reconcile() == {shard: 1}

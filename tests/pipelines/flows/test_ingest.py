@@ -25,7 +25,8 @@ def _bad_inputs(samples: Path, root: Path) -> dict[str, Path]:
         "latin1": root / "latin1.PubTator.txt",
     }
     bad["malformed"].write_text(
-        '<?xml version="1.0"?>\n<PubmedArticleSet>\n<PubmedArticle><MedlineCitation>\n<PMID>1</PMID>\n</PubmedArticleSet>\n'
+        '<?xml version="1.0"?>\n<PubmedArticleSet>\n<PubmedArticle><MedlineCitation>\n'
+        "<PMID>1</PMID>\n</PubmedArticleSet>\n"
     )
     bad["truncated"].write_bytes(good_gz[: len(good_gz) // 2])
     bad["unknown"].write_text("this is neither a corpus nor a format\n just prose, two lines\n")

@@ -88,7 +88,7 @@ def test_shards_share_one_worker_pool(
     assert started == []
     two = preprocess_flow(str(small_dataset), str(tmp_path / "two"), workers=2, progress=False)
     assert [r["status"] for r in two.reports] == ["written"] * 3
-    assert started == [(None, 1)]  # one pool of one process for all three shards
+    assert started == [(None, 2)]  # one pool of two processes for all three shards
     assert ps._POOLS == {}  # stopped at the end of the run
     one = {d.id: d.to_dict() for d in open_dataset(tmp_path / "one").iter_documents()}
     assert {d.id: d.to_dict() for d in open_dataset(tmp_path / "two").iter_documents()} == one
