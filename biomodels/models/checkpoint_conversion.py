@@ -16,12 +16,14 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from biomodels.models.megatron_checkpoint import SourceCheckpoint, layer_indices, load_source_checkpoint
 from biomodels.models.presets import (
+    ERF_GELU,
+    TANH_GELU,
     VOCAB_PAD_MULTIPLE,
     Architecture,
     ModelPreset,
@@ -35,7 +37,20 @@ from corpora.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
+GELU_CHOICES = {"erf": ERF_GELU, "tanh": TANH_GELU}
+# Optional heads by canonical prefix; their biases are what an untrained head gives away.
+_HEADS = {
+    "pooler": ("pooler.dense.weight", "pooler.dense.bias"),
+    "lm_head": (
+        "lm_head.dense.weight",
+        "lm_head.dense.bias",
+        "lm_head.layernorm.weight",
+        "lm_head.layernorm.bias",
+        "lm_head.bias",
+    ),
+    "binary_head": ("binary_head.weight", "binary_head.bias"),
+}
 
 # canonical Megatron name (after "layers.N.") -> HuggingFace MegatronBert name (after "layer.N.")
 _LAYER_MAP = {
@@ -173,7 +188,8 @@ def resolve_architecture(
     if not stated:
         raise ConfigError(
             f"{src.path}: the checkpoint does not record its number of attention heads; give a preset "
-            "(--preset) or your model's config file (--config)"
+            "(--preset) or your model's config file (--config to `biomed models convert`, --model-config to "
+            "`biomed train`)"
         )
     for where, arch in stated:
         for key, value in from_weights.items():
@@ -188,19 +204,25 @@ def resolve_architecture(
     return chosen, rows
 
 
-def resolve_lower_case(src: SourceCheckpoint, preset: ModelPreset | None) -> bool:
-    if preset is not None and src.lower_case is not None and preset.lower_case != src.lower_case:
-        raise ConfigError(
-            f"{src.path}: checkpoint's tokenizer is {'uncased' if src.lower_case else 'cased'} but preset "
-            f"{preset.name} is {'uncased' if preset.lower_case else 'cased'}"
+def resolve_lower_case(src: SourceCheckpoint, preset: ModelPreset | None, stated: bool | None = None) -> bool:
+    """Casing from the user (`stated`: --lowercase/--cased), the preset or the checkpoint; never guessed."""
+    told = [
+        (who, v)
+        for who, v in (
+            ("the checkpoint's tokenizer", src.lower_case),
+            (f"preset {preset.name}" if preset else "", preset.lower_case if preset else None),
+            ("--lowercase/--cased", stated),
         )
-    if preset is not None:
-        return preset.lower_case
-    if src.lower_case is not None:
-        return src.lower_case
+        if v is not None
+    ]
+    if len({v for _, v in told}) > 1:
+        said = "; ".join(f"{who}: {'uncased' if v else 'cased'}" for who, v in told)
+        raise ConfigError(f"{src.path}: the casing of the vocabulary is stated twice, differently ({said})")
+    if told:
+        return told[-1][1]
     raise ConfigError(
         f"{src.path}: the checkpoint does not say whether its vocabulary is lower-cased; give a preset "
-        "(--preset ...-cased or ...-uncased)"
+        "(--preset ...-cased or ...-uncased) or say it (--lowercase or --cased)"
     )
 
 
@@ -238,8 +260,14 @@ def convert_checkpoint(
     vocab: str | Path | None = None,
     checkpoint_version: float | None = None,
     config: str | Path | None = None,
+    lower_case: bool | None = None,
+    gelu: str | None = None,
+    trust_checkpoint: bool = False,
 ) -> Path:
     """Write a HuggingFace MegatronBert folder for a Megatron-LM / NeMo checkpoint; return `dst`.
+
+    `gelu` ("erf" or "tanh") overrides the GeLU form read from the checkpoint's args;
+    `trust_checkpoint` unpickles without the allow-list (a file the user trusts).
 
     The folder holds config.json, model.safetensors (float32), vocab.txt, tokenizer files and
     biomed.json (preset, source path and sha256, checkpoint_version and where it came from, casing,
@@ -250,15 +278,24 @@ def convert_checkpoint(
     from safetensors.torch import save_file
 
     p = get_preset(preset) if isinstance(preset, str) else preset
-    source = load_source_checkpoint(src)
+    if gelu is not None and gelu not in GELU_CHOICES:
+        raise ConfigError(f"--gelu must be one of {', '.join(GELU_CHOICES)}, got {gelu!r}")
+    source = load_source_checkpoint(src, trust=trust_checkpoint)
     if checkpoint_version is not None:
         version, origin = float(checkpoint_version), "given by the user"
     else:
         version, origin = float(source.checkpoint_version or 0.0), source.version_origin
     out = Path(dst).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    lower_case = resolve_lower_case(source, p)
+    lower_case = resolve_lower_case(source, p, lower_case)
     arch, rows = resolve_architecture(source, p, Path(config) if config else None)
+    hidden_act, gelu_origin = _choose_gelu(gelu, source, Path(config) if config else None, arch)
+    arch = replace(arch, hidden_act=hidden_act)
+    untrained = untrained_heads(source.weights)
+    for head in untrained:
+        for name in _HEADS[head]:
+            source.weights.pop(name, None)
+        log.info("%s: dropped the %s: its biases are all zero, as a freshly initialised head's are", source.path, head)
     vocab_path = _find_vocab(source, vocab, out)
     tokens = read_vocab(vocab_path)
     if len(tokens) > rows:
@@ -311,12 +348,53 @@ def convert_checkpoint(
         "padded_vocab_size": rows,
         "architecture": asdict(arch),
         "heads": {"pooler": "bert.pooler.dense.weight" in state, "lm_head": has_lm, "binary_head": has_nsp},
+        # heads the source held only as random initialisations: new in the converted model, not pretrained
+        "untrained_heads_dropped": untrained,
+        "gelu": "erf" if hidden_act == ERF_GELU else "tanh",
+        "gelu_origin": gelu_origin,
+        "source_member": source.member,
         "skipped_source_keys": source.ignored_keys[:50],
     }
     _write_atomic(out / METADATA_FILE, json.dumps(meta, indent=2).encode("utf-8"))
     hf_config.save_pretrained(str(out))
-    log.info("converted %s (%s, checkpoint_version %s: %s) -> %s", source.path, source.layout, version, origin, out)
+    log.info(
+        "converted %s (%s, checkpoint_version %s: %s; GeLU %s: %s) -> %s",
+        source.path,
+        source.layout,
+        version,
+        origin,
+        meta["gelu"],
+        gelu_origin,
+        out,
+    )
     return out
+
+
+def _choose_gelu(
+    gelu: str | None, source: SourceCheckpoint, config_file: Path | None, arch: Architecture
+) -> tuple[str, str]:
+    """The GeLU form and why: --gelu, else the user's config file when it says, else the checkpoint."""
+    if gelu is not None:
+        return GELU_CHOICES[gelu], f"--gelu {gelu} given by the user"
+    if config_file is not None:
+        stated = read_config_file(config_file)
+        if any(k in stated for k in ("hidden_act", "openai_gelu", "bias_gelu_fusion")):
+            return arch.hidden_act, f"{config_file}"
+    return source.gelu, source.gelu_origin
+
+
+def untrained_heads(weights: dict[str, Any]) -> list[str]:
+    """Optional heads present only as a fresh initialisation: every bias exactly zero.
+
+    NeMo saves the pooler and LM/NSP heads it created (random weights, zero biases) into a `.nemo`
+    made from a checkpoint that lacked them; trained heads never keep all-zero biases.
+    """
+    found = []
+    for head, names in _HEADS.items():
+        biases = [weights[n] for n in names if n.endswith("bias") and n in weights]
+        if biases and all(not bool(b.float().abs().sum()) for b in biases):
+            found.append(head)
+    return found
 
 
 def read_conversion_record(model_dir: str | Path) -> dict[str, Any] | None:
@@ -330,4 +408,12 @@ def read_conversion_record(model_dir: str | Path) -> dict[str, Any] | None:
         raise ModelError(f"{meta}: not valid JSON: {exc}") from exc
 
 
-__all__ = ["convert_checkpoint", "read_conversion_record", "sha256_file", "split_fused_qkv", "to_hf_state_dict"]
+__all__ = [
+    "GELU_CHOICES",
+    "convert_checkpoint",
+    "read_conversion_record",
+    "sha256_file",
+    "split_fused_qkv",
+    "to_hf_state_dict",
+    "untrained_heads",
+]

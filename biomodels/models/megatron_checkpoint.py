@@ -10,11 +10,20 @@ Sources (all checked against the public Megatron-LM / NeMo code):
 * NeMo `MegatronBERT.pt`: NeMo 1.0's `MegatronBertEncoder.restore_weights` loads either the
   Megatron-LM dict above or a flat state dict of its own module (`language_model.embedding...`,
   possibly with a `bert_model.`-style prefix); a flat dict has no version and NeMo read it as 0.
+* NGC's zip of a Megatron-LM release (`megatron_bert_345m_v0.1_uncased.zip`): the same dict as
+  `release/mp_rank_00/model_optim_rng.pt` inside the zip, read from there as downloaded.
 * `.nemo`: a tar with `model_config.yaml`, `model_weights.ckpt` (keys `model.language_model.
   encoder.layers.N.self_attention...`, `model.lm_head...`, `model.binary_head...`) and the vocab
   file. NeMo's own attention stores the fused QKV as [heads, 3, head_dim] unless the config says
   `megatron_legacy: true` ([3, heads, head_dim], transposed at run time), so that flag sets the
-  version (0 or 2.0).
+  version (0 or 2.0). NeMo 1.0 task archives (`bert_model.language_model.*` keys) carry a
+  `<uuid>_megatron_checkpoint_version.json` stating the version, which wins over the default 0.
+
+GeLU: Megatron-LM's fused bias-GeLU and `openai_gelu=True` are the tanh form; its args with
+`openai_gelu=False` and no `bias_gelu_fusion` (the code of April-September 2020) mean the exact erf
+GeLU (`F.gelu`); a file with no args predates both and used the tanh form (`gelu_form`).
+
+Every file is unpickled with the allow-list of `biomodels.models.checkpoint_files`.
 
 Canonical weight names are Megatron's, without prefixes: `embedding.word_embeddings.weight`,
 `layers.N.attention.query_key_value.weight`, `final_layernorm.weight`, `pooler.dense.weight`,
@@ -25,14 +34,24 @@ Tested in `tests/biomodels/models/test_checkpoint_conversion.py`.
 
 from __future__ import annotations
 
-import io
+import json
 import logging
 import re
 import tarfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biomodels.models.checkpoint_files import (
+    is_torch_zip,
+    load_checkpoint,
+    load_member,
+    read_tar_member,
+    tar_member,
+    zip_member,
+)
+from biomodels.models.presets import TANH_GELU, gelu_form
 from corpora.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -57,6 +76,9 @@ class SourceCheckpoint:
     vocab_text: str | None = None  # vocab file bundled in a .nemo archive
     vocab_name: str | None = None
     ignored_keys: list[str] = field(default_factory=list)
+    member: str | None = None  # the archive member the weights came from (zip, .nemo)
+    gelu: str = TANH_GELU  # transformers' hidden_act for the GeLU the source was trained with
+    gelu_origin: str = "no GeLU setting recorded: Megatron-LM's tanh form"
 
 
 def find_checkpoint_file(path: str | Path) -> Path:
@@ -92,24 +114,15 @@ def find_checkpoint_file(path: str | Path) -> Path:
     nemos = sorted(p.glob(f"*{NEMO_SUFFIX}"))
     if len(nemos) == 1:
         return nemos[0]
+    zips = sorted(p.glob("*.zip"))
+    if len(zips) == 1:
+        return zips[0]
     if (p / "release").is_dir():
         return find_checkpoint_file(p / "release")
     raise ModelError(
         f"{p}: no checkpoint found; expected model_optim_rng.pt, MegatronBERT.pt, one .nemo file, "
-        "or mp_rank_00/model_optim_rng.pt"
+        "mp_rank_00/model_optim_rng.pt, or NGC's zip of a release"
     )
-
-
-def _torch_load_user_file(handle: Any, where: Path) -> Any:
-    import torch
-
-    try:
-        # weights_only=False because Megatron-LM checkpoints pickle an argparse.Namespace (`args`)
-        # and NeMo ones may hold other plain Python objects; this only ever loads a file the user
-        # named on the command line or placed in their models folder.
-        return torch.load(handle, map_location="cpu", weights_only=False)
-    except Exception as exc:  # pickle/zip errors of every kind
-        raise ModelError(f"{where}: cannot read as a PyTorch checkpoint: {exc}") from exc
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -130,6 +143,8 @@ def canonical_name(key: str) -> str | None:
     k = key
     if "language_model." in k:
         k = k.split("language_model.", 1)[1]
+    elif k.startswith(("embedding.", "transformer.", "encoder.")):
+        pass  # a `model` dict holding the language model's parts directly
     else:
         m = re.search(r"(^|\.)(lm_head|binary_head)\.", k)
         if m:
@@ -192,9 +207,21 @@ def _version(value: Any, where: Path) -> float:
         raise ModelError(f"{where}: checkpoint_version {value!r} is not a number") from exc
 
 
-def load_torch_checkpoint(path: Path) -> SourceCheckpoint:
-    """A Megatron-LM dict (`model_optim_rng.pt`, NeMo-wrapped) or a flat NeMo `MegatronBERT.pt`."""
-    obj = _torch_load_user_file(path, path)
+def _read_torch_file(path: Path, trust: bool) -> tuple[Any, str | None]:
+    """The unpickled object of a torch file, or of the checkpoint inside NGC's zip of a release."""
+    if zipfile.is_zipfile(path) and not is_torch_zip(path):
+        for suffix in ("model_optim_rng.pt", "MegatronBERT.pt"):
+            found = zip_member(path, suffix)
+            if found is not None:
+                name, data = found
+                return load_member(data, path, trust=trust), name
+        raise ModelError(f"{path}: a zip without model_optim_rng.pt or MegatronBERT.pt; not a Megatron-LM release")
+    return load_checkpoint(path, path, trust=trust), None
+
+
+def load_torch_checkpoint(path: Path, *, trust: bool = False) -> SourceCheckpoint:
+    """A Megatron-LM dict (`model_optim_rng.pt`, NeMo-wrapped, NGC's zip) or a flat NeMo `MegatronBERT.pt`."""
+    obj, member = _read_torch_file(path, trust)
     if not isinstance(obj, dict):
         raise ModelError(f"{path}: expected a dict of weights, found {type(obj).__name__}")
     if "model" in obj and isinstance(obj["model"], dict):
@@ -206,8 +233,9 @@ def load_torch_checkpoint(path: Path) -> SourceCheckpoint:
             version, origin = _version(obj["checkpoint_version"], path), "checkpoint"
         else:
             version, origin = 0.0, "absent in checkpoint: Megatron-LM reads that as 0"
+        gelu, gelu_origin = gelu_form(config)
         return SourceCheckpoint(
-            layout="megatron-lm",
+            layout="megatron-lm" if member is None else "megatron-lm (NGC zip)",
             path=path,
             weights=weights,
             checkpoint_version=version,
@@ -215,6 +243,9 @@ def load_torch_checkpoint(path: Path) -> SourceCheckpoint:
             config=config,
             lower_case=_lower_case_from_tokenizer(config.get("tokenizer_type")),
             ignored_keys=ignored,
+            member=member,
+            gelu=gelu,
+            gelu_origin=gelu_origin,
         )
     state = obj.get("state_dict", obj)  # PyTorch Lightning wraps weights in "state_dict"
     flat = _flatten(state)
@@ -223,6 +254,7 @@ def load_torch_checkpoint(path: Path) -> SourceCheckpoint:
         version, origin = _version(obj["checkpoint_version"], path), "checkpoint"
     else:
         version, origin = 0.0, "absent in flat NeMo state dict: NeMo's MegatronBertEncoder read that as 0"
+    gelu, gelu_origin = gelu_form({})
     return SourceCheckpoint(
         layout="nemo-pt",
         path=path,
@@ -230,18 +262,10 @@ def load_torch_checkpoint(path: Path) -> SourceCheckpoint:
         checkpoint_version=version,
         version_origin=origin,
         ignored_keys=ignored,
+        member=member,
+        gelu=gelu,
+        gelu_origin=gelu_origin,
     )
-
-
-def _tar_member(tar: tarfile.TarFile, basename_suffix: str, where: Path) -> tarfile.TarInfo | None:
-    """The one archive member whose file name ends with `basename_suffix` (None when absent)."""
-    hits = [m for m in tar.getmembers() if m.isfile() and Path(m.name).name.endswith(basename_suffix)]
-    if len(hits) > 1:
-        names = ", ".join(sorted(m.name for m in hits))
-        raise ModelError(
-            f"{where}: several {basename_suffix} in the .nemo archive ({names}); merge tensor-parallel ranks first"
-        )
-    return hits[0] if hits else None
 
 
 def _is_nemo_archive(file: Path) -> bool:
@@ -253,8 +277,21 @@ def _is_nemo_archive(file: Path) -> bool:
         return any(Path(m.name).name.endswith("model_config.yaml") for m in tar.getmembers())
 
 
-def load_nemo_archive(path: Path) -> SourceCheckpoint:
-    """A `.nemo` tar: config YAML for architecture and QKV layout, weights, bundled vocab."""
+def _version_file(text: str, where: str) -> float:
+    """The number in a NeMo `*_megatron_checkpoint_version.json` (a bare number or an object holding one)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{where}: not valid JSON: {exc}") from exc
+    if isinstance(value, dict):
+        value = value.get("checkpoint_version", value.get("version"))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelError(f"{where}: states no checkpoint version number (found {text.strip()[:80]!r})")
+    return float(value)
+
+
+def load_nemo_archive(path: Path, *, trust: bool = False) -> SourceCheckpoint:
+    """A `.nemo` tar: config YAML for architecture and QKV layout, weights, bundled vocab, version file."""
     import yaml
 
     try:
@@ -262,13 +299,15 @@ def load_nemo_archive(path: Path) -> SourceCheckpoint:
     except (tarfile.TarError, OSError) as exc:
         raise ModelError(f"{path}: not a readable .nemo (tar) archive: {exc}") from exc
     with tar:
-        cfg_member = _tar_member(tar, "model_config.yaml", path)
+        cfg_member = tar_member(tar, "model_config.yaml", path)
         if cfg_member is None:
             raise ModelError(f"{path}: .nemo archive has no model_config.yaml")
-        config = yaml.safe_load(tar.extractfile(cfg_member).read().decode("utf-8")) or {}
+        config = yaml.safe_load(read_tar_member(tar, cfg_member, path).decode("utf-8")) or {}
         if not isinstance(config, dict):
             raise ModelError(f"{path}: model_config.yaml is not a mapping")
-        weights_member = _tar_member(tar, "model_weights.ckpt", path)
+        if isinstance(config.get("language_model"), dict):  # NeMo 1.0 task models nest the encoder's settings
+            config = {**config["language_model"], **{k: v for k, v in config.items() if k != "language_model"}}
+        weights_member = tar_member(tar, "model_weights.ckpt", path)
         if weights_member is None:
             if any("model_weights/" in m.name for m in tar.getmembers()):
                 raise ModelError(
@@ -276,21 +315,28 @@ def load_nemo_archive(path: Path) -> SourceCheckpoint:
                     "save with a single model_weights.ckpt"
                 )
             raise ModelError(f"{path}: .nemo archive has no model_weights.ckpt")
-        state = _torch_load_user_file(io.BytesIO(tar.extractfile(weights_member).read()), path)
+        state = load_member(read_tar_member(tar, weights_member, path), path, trust=trust)
+        version_member = tar_member(tar, "_megatron_checkpoint_version.json", path)
+        stated_version = None
+        if version_member is not None:
+            where = f"{path} member {version_member.name}"
+            stated_version = _version_file(read_tar_member(tar, version_member, path).decode("utf-8"), where)
         tok = config.get("tokenizer") or {}
         vocab_text = vocab_name = None
         vocab_ref = tok.get("vocab_file") if isinstance(tok, dict) else None
         if isinstance(vocab_ref, str) and vocab_ref:
             name = Path(vocab_ref.split("nemo:", 1)[-1]).name
-            member = _tar_member(tar, name, path)
+            member = tar_member(tar, name, path)
             if member is not None:
-                vocab_text = tar.extractfile(member).read().decode("utf-8")
+                vocab_text = read_tar_member(tar, member, path).decode("utf-8")
                 vocab_name = member.name
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     flat = _flatten(state)
     weights, ignored = canonicalize(flat, path)
-    if "megatron_legacy" in config:
+    if stated_version is not None:
+        version, origin = stated_version, f"{version_member.name} in the .nemo archive"
+    elif "megatron_legacy" in config:
         legacy = bool(config["megatron_legacy"])
         version, origin = (
             (0.0, "model_config.yaml megatron_legacy: true")
@@ -304,9 +350,10 @@ def load_nemo_archive(path: Path) -> SourceCheckpoint:
         )
     else:
         # NeMo 1.0 NLP models wrapped Megatron-LM's encoder (`bert_model.language_model.*`) and read
-        # the fused QKV with Megatron-LM's version rules, defaulting to 0; not verified on a real file.
-        version, origin = 0.0, "NeMo 1.0 wrapped Megatron-LM encoder, no version recorded: read as 0 like NeMo did"
+        # the fused QKV with Megatron-LM's version rules, defaulting to 0 without a version file.
+        version, origin = 0.0, "NeMo 1.0 wrapped Megatron-LM encoder, no version file: read as 0 like NeMo did"
         log.warning("%s: %s; check the converted model, or pass --checkpoint-version", path, origin)
+    gelu, gelu_origin = gelu_form(config)
     return SourceCheckpoint(
         layout="nemo-archive",
         path=path,
@@ -320,16 +367,21 @@ def load_nemo_archive(path: Path) -> SourceCheckpoint:
         vocab_text=vocab_text,
         vocab_name=vocab_name,
         ignored_keys=ignored,
+        member=weights_member.name,
+        gelu=gelu,
+        gelu_origin=gelu_origin,
     )
 
 
-def load_source_checkpoint(path: str | Path) -> SourceCheckpoint:
-    """Read any supported source; the layout is told by content (tar vs. torch pickle), not name."""
+def load_source_checkpoint(path: str | Path, *, trust: bool = False) -> SourceCheckpoint:
+    """Read any supported source; the layout is told by content (tar, zip, torch pickle), not name.
+
+    `trust=True` unpickles without the allow-list (`biomodels.models.checkpoint_files`)."""
     file = find_checkpoint_file(path)
     if _is_nemo_archive(file):
-        src = load_nemo_archive(file)
+        src = load_nemo_archive(file, trust=trust)
     else:
-        src = load_torch_checkpoint(file)
+        src = load_torch_checkpoint(file, trust=trust)
     if src.ignored_keys:
         log.info("%s: skipped %d non-model keys (e.g. %s)", file, len(src.ignored_keys), src.ignored_keys[0])
     return src
@@ -339,4 +391,10 @@ def layer_indices(weights: dict[str, Any]) -> list[int]:
     return sorted({int(m.group(1)) for k in weights if (m := _LAYER_KEY.match(k))})
 
 
-__all__ = ["SourceCheckpoint", "canonical_name", "find_checkpoint_file", "layer_indices", "load_source_checkpoint"]
+__all__ = [
+    "SourceCheckpoint",
+    "canonical_name",
+    "find_checkpoint_file",
+    "layer_indices",
+    "load_source_checkpoint",
+]

@@ -24,7 +24,8 @@ TANH_GELU = "gelu_pytorch_tanh"
 ERF_GELU = "gelu"
 MEGATRON_LAYER_NORM_EPS = 1e-5
 VOCAB_PAD_MULTIPLE = 128
-BERT_VOCAB_SIZE = 30522  # bert-large-{cased,uncased} vocab.txt, used by the 345m models
+BERT_VOCAB_SIZE = 30522  # bert-large-uncased vocab.txt, used by the uncased 345m models (padded: 30592)
+BERT_CASED_VOCAB_SIZE = 28996  # bert-large-cased vocab.txt, used by the cased 345m models (padded: 29056)
 
 
 def pad_vocab_size(size: int, multiple: int = VOCAB_PAD_MULTIPLE) -> int:
@@ -77,19 +78,21 @@ PRESETS: dict[str, ModelPreset] = {
             "megatron-bert-345m-uncased",
             "Megatron-LM BERT 345m, uncased BERT vocabulary",
             lower_case=True,
-            checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
+            checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo", "*.zip"),
             source=(
-                f"{_NGC} megatron_bert_345m v0.0 (release/mp_rank_00/model_optim_rng.pt) + bert-large-uncased vocab.txt"
+                f"{_NGC} megatron_bert_345m_v0.1_uncased.zip (release/mp_rank_00/model_optim_rng.pt inside; "
+                "keep the zip as downloaded) + bert-large-uncased vocab.txt"
             ),
         ),
         ModelPreset(
             "megatron-bert-345m-cased",
             "Megatron-LM BERT 345m, cased BERT vocabulary",
             lower_case=False,
-            checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
+            checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo", "*.zip"),
+            vocab_size=BERT_CASED_VOCAB_SIZE,
             source=(
-                f"{_NGC} megatron_bert_345m v0.1_cased (release/mp_rank_00/model_optim_rng.pt) "
-                "+ bert-large-cased vocab.txt"
+                f"{_NGC} megatron_bert_345m_v0.1_cased.zip (release/mp_rank_00/model_optim_rng.pt inside; "
+                "keep the zip as downloaded) + bert-large-cased vocab.txt"
             ),
         ),
         ModelPreset(
@@ -103,6 +106,7 @@ PRESETS: dict[str, ModelPreset] = {
             "biomegatron-bert-345m-cased",
             "BioMegatron 345m (PubMed), cased BERT vocabulary",
             lower_case=False,
+            vocab_size=BERT_CASED_VOCAB_SIZE,
             checkpoint_files=("MegatronBERT.pt", "model_optim_rng.pt", "*.nemo"),
             source=f"{_NGC} biomegatron345mcased (MegatronBERT.pt + vocab.txt)",
         ),
@@ -111,7 +115,7 @@ PRESETS: dict[str, ModelPreset] = {
             "your own uncased Megatron-BERT: config (bert_config.json or model_config.yaml) "
             "beside the checkpoint, or --config",
             lower_case=True,
-            checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
+            checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo", "*.zip"),
             source="your own Megatron-LM or NeMo training run",
             custom=True,
             vocab_size=None,
@@ -121,7 +125,7 @@ PRESETS: dict[str, ModelPreset] = {
             "your own cased Megatron-BERT: config (bert_config.json or model_config.yaml) "
             "beside the checkpoint, or --config",
             lower_case=False,
-            checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo"),
+            checkpoint_files=("model_optim_rng.pt", "MegatronBERT.pt", "*.nemo", "*.zip"),
             source="your own Megatron-LM or NeMo training run",
             custom=True,
             vocab_size=None,
@@ -216,11 +220,26 @@ _ALIASES = {
 }
 
 
+def gelu_form(config: dict[str, Any]) -> tuple[str, str]:
+    """transformers' `hidden_act` for the GeLU a checkpoint's args (or NeMo config) describe, and why."""
+    if not config:
+        return TANH_GELU, "no args in the checkpoint: Megatron-LM code before April 2020, the tanh form"
+    if config.get("openai_gelu") is True:
+        return TANH_GELU, "args openai_gelu=True: the tanh form"
+    if "bias_gelu_fusion" in config:
+        if config["bias_gelu_fusion"]:
+            return TANH_GELU, "args bias_gelu_fusion=True: the fused bias-GeLU kernel, the tanh form"
+        return ERF_GELU, "args bias_gelu_fusion=False: F.gelu, the exact erf form"
+    if "openai_gelu" in config:
+        return ERF_GELU, "args openai_gelu=False and no bias_gelu_fusion (Megatron-LM April-September 2020): F.gelu"
+    return TANH_GELU, "no openai_gelu or bias_gelu_fusion in the checkpoint's config: Megatron-LM's tanh form"
+
+
 def normalize_config_keys(raw: dict[str, Any]) -> dict[str, Any]:
     """Map the config spellings of Megatron-LM, NeMo and transformers onto `Architecture` field names.
 
-    Also reads the activation: Megatron-LM's fused bias-GeLU (default) and `openai_gelu` are the tanh
-    form; with `bias_gelu_fusion: false` and no `openai_gelu` it is the exact (erf) GeLU.
+    Also reads the activation: `hidden_act` when stated, else what `openai_gelu` / `bias_gelu_fusion`
+    say (`gelu_form`); a config with none of them leaves it to the defaults.
     """
     out: dict[str, Any] = {}
     flat = {str(k).replace("-", "_"): v for k, v in raw.items()}
@@ -229,10 +248,8 @@ def normalize_config_keys(raw: dict[str, Any]) -> dict[str, Any]:
             out[_ALIASES[key]] = value
     if "hidden_act" in flat:
         out["hidden_act"] = flat["hidden_act"]
-    elif flat.get("openai_gelu"):
-        out["hidden_act"] = TANH_GELU
-    elif flat.get("bias_gelu_fusion") is False:
-        out["hidden_act"] = ERF_GELU
+    elif "openai_gelu" in flat or "bias_gelu_fusion" in flat:
+        out["hidden_act"] = gelu_form(flat)[0]
     if "ffn_size" not in out and "hidden_size" in out:
         out["ffn_size"] = 4 * int(out["hidden_size"])  # Megatron-LM's default when ffn_hidden_size is unset
     return out

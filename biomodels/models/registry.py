@@ -179,12 +179,16 @@ def ensure_huggingface(
     vocab: str | Path | None = None,
     checkpoint_version: float | None = None,
     config: str | Path | None = None,
+    lower_case: bool | None = None,
+    gelu: str | None = None,
+    trust_checkpoint: bool = False,
     home: Path | None = None,
 ) -> tuple[Path, ResolvedModel]:
     """A HuggingFace folder for any accepted model, converting (once) when needed.
 
     Preset folders are converted in place; other checkpoints go to
-    `$BIOMODELS_HOME/converted/<name>-<sha256[:12]>/` and are reused while the source is unchanged.
+    `$BIOMODELS_HOME/converted/<name>-<sha256[:12]>/` and are reused while the source and the
+    conversion choices given here (checkpoint version, GeLU form) are unchanged.
     """
 
     resolved = resolve_model(name_or_path, home=home)
@@ -200,12 +204,21 @@ def ensure_huggingface(
         record = read_conversion_record(dst) if dst.is_dir() else None
         if record and record.get("source_sha256") == digest and is_huggingface_dir(dst):
             wanted = float(checkpoint_version) if checkpoint_version is not None else None
-            if wanted is None or record.get("checkpoint_version") == wanted:
+            same_version = wanted is None or record.get("checkpoint_version") == wanted
+            if same_version and (gelu is None or record.get("gelu") == gelu):
                 log.info("reusing conversion of %s in %s", resolved.path, dst)
                 return dst, resolved
     log.info("converting %s to a HuggingFace folder in %s", resolved.path, dst)
     out = convert_checkpoint(
-        resolved.path, dst, preset=use_preset, vocab=vocab, checkpoint_version=checkpoint_version, config=use_config
+        resolved.path,
+        dst,
+        preset=use_preset,
+        vocab=vocab,
+        checkpoint_version=checkpoint_version,
+        config=use_config,
+        lower_case=lower_case,
+        gelu=gelu,
+        trust_checkpoint=trust_checkpoint,
     )
     return out, resolved
 

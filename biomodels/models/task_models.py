@@ -108,13 +108,16 @@ def build_model(
     vocab: str | Path | None = None,
     lower_case: bool | None = None,
     checkpoint_version: float | None = None,
+    conversion: dict[str, Any] | None = None,
 ):
     """(model, tokenizer, info) for `task` in ner|re|qa.
 
     `source` is a preset name or a path resolvable by `biomodels.models.registry.resolve_model`
     (checkpoints are converted once), or "scratch" with `scratch_config`
     (`biomodels.models.presets.scratch_config(...)`) and `vocab` (a vocab.txt or a folder holding one),
-    plus `lower_case` when the vocabulary folder does not record it.
+    plus `lower_case` when the vocabulary folder does not record it. `conversion` holds the options
+    for a raw checkpoint (`preset`, `config`, `gelu`, `trust_checkpoint`; see
+    `biomodels.models.registry.ensure_huggingface`).
     """
     cls = _task_class(task)
     if num_labels < 1 and task != "qa":
@@ -124,7 +127,9 @@ def build_model(
     labels = _label_kwargs(num_labels, id2label if task != "qa" else None)
     if str(source) == "scratch":
         return _build_scratch(cls, task, num_labels, labels, scratch_config, vocab, lower_case)
-    return _build_pretrained(cls, task, source, num_labels, labels, vocab, lower_case, checkpoint_version)
+    return _build_pretrained(
+        cls, task, source, num_labels, labels, vocab, lower_case, checkpoint_version, dict(conversion or {})
+    )
 
 
 def _build_scratch(
@@ -165,10 +170,13 @@ def _build_pretrained(
     vocab: str | Path | None,
     lower_case: bool | None,
     checkpoint_version: float | None,
+    conversion: dict[str, Any],
 ):
     import torch
 
-    model_dir, _ = ensure_huggingface(source, vocab=vocab, checkpoint_version=checkpoint_version)
+    model_dir, _ = ensure_huggingface(
+        source, vocab=vocab, checkpoint_version=checkpoint_version, lower_case=lower_case, **conversion
+    )
     config = cls.config_class.from_pretrained(str(model_dir), **labels)
     tokenizer = load_tokenizer(model_dir, lower_case, config.max_position_embeddings)  # casing fails fast
     if len(tokenizer) > config.vocab_size:

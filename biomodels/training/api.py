@@ -264,6 +264,12 @@ def build_task_model(
             vocab=cfg.vocab,
             lower_case=cfg.lower_case,
             checkpoint_version=cfg.checkpoint_version,
+            conversion={
+                "preset": cfg.preset,
+                "config": cfg.model_config,
+                "gelu": cfg.gelu,
+                "trust_checkpoint": cfg.trust_checkpoint,
+            },
         )
         record = {
             "name": source,

@@ -122,12 +122,24 @@ class TrainConfig:
     vocab_size: int = setting(8000, "scratch without vocab: size of the WordPiece vocabulary trained", group="model")
     lower_case: bool | None = setting(
         None,
-        "lower-case the input (scratch: cased; pretrained: as the model records)",
+        "--lowercase or --cased input (scratch: cased; pretrained: as the model records)",
         group="model",
-        flags=("--lowercase",),
+        flags=("--lowercase", "--cased"),
     )
     checkpoint_version: float | None = setting(
         None, "fused-QKV layout of a Megatron checkpoint (none: from the checkpoint)", group="model"
+    )
+    preset: str | None = setting(
+        None, "raw checkpoint as --model: the preset giving its architecture and casing", group="model"
+    )
+    model_config: str | None = setting(
+        None, "raw checkpoint as --model: your model's Megatron/NeMo config (JSON or YAML)", group="model"
+    )
+    gelu: str | None = setting(
+        None, "raw checkpoint as --model: the GeLU form (none: from its args)", group="model", choices=("erf", "tanh")
+    )
+    trust_checkpoint: bool = setting(
+        False, "unpickle the checkpoint without the allow-list (only for a file you trust)", group="model"
     )
 
     def resolved(self, task: str) -> TrainConfig:
@@ -174,6 +186,7 @@ class TrainConfig:
             ("hidden", self.hidden >= 1, "must be >= 1"),
             ("heads", self.heads >= 1 and self.hidden % self.heads == 0, f"must divide hidden ({self.hidden})"),
             ("dropout", self.dropout is None or 0.0 <= self.dropout < 1.0, "must be in [0, 1)"),
+            ("gelu", self.gelu in (None, "erf", "tanh"), "must be erf or tanh"),
             ("vocab_size", self.vocab_size > 10, "must be > 10"),
             (
                 "max_positions",

@@ -31,9 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lst.set_defaults(func=run_list)
     conv = msub.add_parser(
         "convert",
-        help="convert a Megatron-LM model_optim_rng.pt, NeMo MegatronBERT.pt or .nemo to a HuggingFace folder",
+        help="convert a Megatron-LM model_optim_rng.pt (or NGC's zip of one), NeMo MegatronBERT.pt or .nemo "
+        "to a HuggingFace folder",
     )
-    conv.add_argument("src", help="checkpoint file or folder (model_optim_rng.pt, mp_rank_00/, MegatronBERT.pt, .nemo)")
+    conv.add_argument(
+        "src", help="checkpoint file or folder (model_optim_rng.pt, mp_rank_00/, NGC .zip, MegatronBERT.pt, .nemo)"
+    )
     conv.add_argument("dst", help="output folder (e.g. $BIOMODELS_HOME/<preset>/)")
     conv.add_argument("--preset", help="preset name: fixes heads and casing (see `biomed models list`)")
     conv.add_argument("--vocab", help="vocab.txt (default: bundled in a .nemo, or vocab.txt beside the checkpoint)")
@@ -41,6 +44,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--checkpoint-version", type=float, help="override the fused-QKV layout version (0, 1.0, 2.0, 3.0)"
     )
     conv.add_argument("--config", help="your model's Megatron/NeMo config (JSON or YAML) for the custom presets")
+    casing = conv.add_mutually_exclusive_group()
+    casing.add_argument(
+        "--lowercase", dest="lower_case", action="store_const", const=True, help="the vocabulary is uncased"
+    )
+    casing.add_argument("--cased", dest="lower_case", action="store_const", const=False, help="the vocabulary is cased")
+    conv.add_argument(
+        "--gelu",
+        choices=("erf", "tanh"),
+        help="GeLU form (default: from the checkpoint's args: openai_gelu / bias_gelu_fusion; tanh without args)",
+    )
+    conv.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle without the allow-list: a checkpoint can run code while it loads, so only for a file you trust",
+    )
     conv.set_defaults(func=run_convert)
     models.set_defaults(func=lambda args: _usage(models))
 
@@ -89,12 +107,21 @@ def run_convert(args: argparse.Namespace) -> int:
         vocab=args.vocab,
         checkpoint_version=args.checkpoint_version,
         config=args.config,
+        lower_case=args.lower_case,
+        gelu=args.gelu,
+        trust_checkpoint=args.trust_checkpoint,
     )
     record = read_conversion_record(out) or {}
     print(
         f"wrote {out}: {record.get('source_layout')} checkpoint_version {record.get('checkpoint_version')} "
-        f"({record.get('checkpoint_version_origin')}), vocab {record.get('vocab_size')} "
-        f"(padded {record.get('padded_vocab_size')}), lower_case={record.get('lower_case')}"
+        f"({record.get('checkpoint_version_origin')}), GeLU {record.get('gelu')} ({record.get('gelu_origin')}), "
+        f"vocab {record.get('vocab_size')} (padded {record.get('padded_vocab_size')}), "
+        f"lower_case={record.get('lower_case')}"
+        + (
+            f", heads dropped as untrained: {', '.join(record['untrained_heads_dropped'])}"
+            if record.get("untrained_heads_dropped")
+            else ""
+        )
     )
     return 0
 

@@ -72,13 +72,19 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
                 f" (default {'none' if f.default is None else str(f.default).lower() if base is bool else f.default})"
             )
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": text}
+        flags = option_flags(f)
+        if base is bool and len(flags) == 2:  # a yes and a no spelling of its own (--lowercase / --cased)
+            group = groups[f.metadata["group"]]
+            group.add_argument(flags[0], dest=f.name, action="store_const", const=True, default=None, help=text)
+            group.add_argument(flags[1], dest=f.name, action="store_const", const=False, default=None, help=text)
+            continue
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif base in (int, float):
             kwargs["type"] = base
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
-        groups[f.metadata["group"]].add_argument(*option_flags(f), **kwargs)
+        groups[f.metadata["group"]].add_argument(*flags, **kwargs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import math
 import tarfile
 from dataclasses import dataclass, field
@@ -220,6 +221,136 @@ def save_megatron_lm(
     return path
 
 
+def half(tree: object) -> object:
+    """The same nested dict with every float tensor in fp16, as the NGC releases store weights."""
+    if isinstance(tree, dict):
+        return {k: half(v) for k, v in tree.items()}
+    if isinstance(tree, torch.Tensor) and tree.is_floating_point():
+        return tree.half()
+    return tree
+
+
+def w_as_fp16(w: TinyWeights) -> TinyWeights:
+    """The weights rounded through fp16 (what a converted fp16 release holds, in float32)."""
+    import copy
+
+    out = copy.deepcopy(w)
+    for obj in [out, *out.layers]:
+        for name, value in vars(obj).items():
+            if isinstance(value, torch.Tensor):
+                setattr(obj, name, value.half().float())
+    out.heads = {k: v.half().float() for k, v in out.heads.items()}
+    return out
+
+
+def save_ngc_release_zip(path: Path, w: TinyWeights, *, openai_gelu: bool | None = False) -> Path:
+    """NGC's `megatron_bert_345m_v0.1_uncased.zip`: `release/mp_rank_00/model_optim_rng.pt` inside.
+
+    The checkpoint as the pre-versioning Megatron-LM release wrote it: no `checkpoint_version`
+    (QKV as [3, heads, d]), fp16 weights, torch < 1.6 (non-zip) serialization, `args` with
+    `openai_gelu` and no `bias_gelu_fusion` (erf GeLU; `openai_gelu=None` leaves args out),
+    numpy and torch RNG state, optimizer state.
+    """
+    import zipfile
+
+    import numpy as np
+
+    lm = {
+        "embedding": {
+            "word_embeddings": {"weight": w.word},
+            "position_embeddings": {"weight": w.pos},
+            "tokentype_embeddings": {"weight": w.tokentype},
+        },
+        "transformer": transformer_state(w, 0, "attention"),
+        "pooler": {"dense.weight": w.pooler_w, "dense.bias": w.pooler_b},
+    }
+    ckpt: dict = {
+        "model": half({"language_model": lm}),
+        "iteration": 0,
+        "optimizer": {"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 1e-4, "params": [0]}]},
+        "lr_scheduler": {"num_steps": 0, "max_lr": 1e-4},
+        "random_rng_state": (3, tuple(range(5)), None),
+        "np_rng_state": np.random.RandomState(0).get_state(),
+        "torch_rng_state": torch.get_rng_state(),
+    }
+    if openai_gelu is not None:
+        args = megatron_args(lower_case=True)
+        del args.bias_gelu_fusion
+        args.openai_gelu = openai_gelu
+        args.params_dtype = torch.float16
+        ckpt["args"] = args
+    buf = io.BytesIO()
+    torch.save(ckpt, buf, _use_new_zipfile_serialization=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("release/mp_rank_00/model_optim_rng.pt", buf.getvalue())
+    return path
+
+
+def save_biomegatron_pt(path: Path, w: TinyWeights) -> Path:
+    """BioMegatron's NGC `MegatronBERT.pt`: a Megatron-style dict, top-level `model` holding the
+    encoder only (no pooler, lm_head or binary_head), fp16, no version (0)."""
+    lm = {
+        "embedding": {
+            "word_embeddings": {"weight": w.word},
+            "position_embeddings": {"weight": w.pos},
+            "tokentype_embeddings": {"weight": w.tokentype},
+        },
+        "transformer": transformer_state(w, 0, "attention"),
+    }
+    torch.save({"model": half({"language_model": lm})}, path)
+    return path
+
+
+def save_nemo_task_archive(path: Path, w: TinyWeights, version: float) -> Path:
+    """A NeMo 1.0 task `.nemo`: `bert_model.language_model.{embedding,transformer}.*` keys, the QKV in
+    `version`'s layout, and `<uuid32>_megatron_checkpoint_version.json` stating it."""
+    state = {
+        "bert_model.language_model.embedding.word_embeddings.weight": w.word,
+        "bert_model.language_model.embedding.position_embeddings.weight": w.pos,
+        "bert_model.language_model.embedding.tokentype_embeddings.weight": w.tokentype,
+    }
+    state.update(
+        {f"bert_model.language_model.transformer.{k}": t for k, t in transformer_state(w, version, "attention").items()}
+    )
+    state["classifier.mlp.layer0.weight"] = torch.zeros(3, HIDDEN)  # the task head: not part of the encoder
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    uuid = "0123456789abcdef0123456789abcdef"
+    config = "\n".join(
+        [
+            "language_model:",
+            "  pretrained_model_name: biomegatron-bert-345m-uncased",
+            f"  num_layers: {LAYERS}",
+            f"  hidden_size: {HIDDEN}",
+            f"  num_attention_heads: {HEADS}",
+            f"  max_position_embeddings: {POSITIONS}",
+            "tokenizer:",
+            "  tokenizer_name: bert-base-uncased",
+            f"  vocab_file: nemo:{uuid}_vocab.txt",
+            "",
+        ]
+    )
+    vocab = "".join(t + "\n" for t in tiny_vocab()).encode("utf-8")
+    members = [
+        ("./model_config.yaml", config.encode()),
+        ("./model_weights.ckpt", buf.getvalue()),
+        (f"./{uuid}_vocab.txt", vocab),
+        (f"./{uuid}_megatron_checkpoint_version.json", json.dumps({"checkpoint_version": version}).encode()),
+    ]
+    write_tar(path, members)
+    return path
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w:") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
 def save_nemo_pt(path: Path, w: TinyWeights) -> Path:
     """NeMo 1.0 `MegatronBERT.pt`: a flat state dict of MegatronBertEncoder (`language_model.` keys),
     no checkpoint_version, fused QKV in version-0 order ([3, heads, d])."""
@@ -233,20 +364,30 @@ def save_nemo_pt(path: Path, w: TinyWeights) -> Path:
     return path
 
 
-def save_nemo_archive(path: Path, w: TinyWeights, *, megatron_legacy: bool, lower_case: bool = False) -> Path:
-    """A `.nemo` tar: model_config.yaml, model_weights.ckpt (`model.language_model.encoder...`), vocab."""
+def save_nemo_archive(
+    path: Path, w: TinyWeights, *, megatron_legacy: bool, lower_case: bool = False, untrained_heads: bool = False
+) -> Path:
+    """A `.nemo` tar: model_config.yaml, model_weights.ckpt (`model.language_model.encoder...`), vocab.
+
+    `untrained_heads`: the pooler and LM/NSP heads as NeMo initialises what its source lacked
+    (random weights, zero biases, LayerNorm at 1/0), as in a `.nemo` made from BioMegatron's file."""
     version = 0 if megatron_legacy else 2.0
+    pooler_b = torch.zeros(HIDDEN) if untrained_heads else w.pooler_b
+    heads = dict(w.heads)
+    if untrained_heads:
+        heads = {k: (torch.zeros_like(t) if k.endswith("bias") else t) for k, t in heads.items()}
+        heads["lm_head.layernorm.weight"] = torch.ones(HIDDEN)
     state = {
         "model.language_model.embedding.word_embeddings.weight": w.word,
         "model.language_model.embedding.position_embeddings.weight": w.pos,
         "model.language_model.embedding.tokentype_embeddings.weight": w.tokentype,
         "model.language_model.pooler.dense.weight": w.pooler_w,
-        "model.language_model.pooler.dense.bias": w.pooler_b,
+        "model.language_model.pooler.dense.bias": pooler_b,
     }
     state.update(
         {f"model.language_model.encoder.{k}": t for k, t in transformer_state(w, version, "self_attention").items()}
     )
-    state.update({f"model.{k}": t for k, t in w.heads.items()})
+    state.update({f"model.{k}": t for k, t in heads.items()})
     buf = io.BytesIO()
     torch.save(state, buf)
     vocab_name = "3f2a9c_vocab.txt"
@@ -272,16 +413,8 @@ def save_nemo_archive(path: Path, w: TinyWeights, *, megatron_legacy: bool, lowe
         ]
     )
     vocab = "".join(t + "\n" for t in tiny_vocab()).encode("utf-8")
-    with tarfile.open(path, "w:") as tar:
-        for name, data in (
-            ("./model_config.yaml", config.encode()),
-            ("./model_weights.ckpt", buf.getvalue()),
-            (f"./{vocab_name}", vocab),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    members = [("./model_config.yaml", config.encode()), ("./model_weights.ckpt", buf.getvalue())]
+    return write_tar(path, [*members, (f"./{vocab_name}", vocab)])
 
 
 def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -294,8 +427,15 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
-def reference_forward(w: TinyWeights, ids: torch.Tensor, token_types: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _gelu_erf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def reference_forward(
+    w: TinyWeights, ids: torch.Tensor, token_types: torch.Tensor, mask: torch.Tensor, gelu: str = "tanh"
+) -> torch.Tensor:
     """Megatron-BERT: embeddings summed (no LayerNorm), pre-LN blocks with residuals, final LN."""
+    act = _gelu_tanh if gelu == "tanh" else _gelu_erf
     batch, seq = ids.shape
     x = w.word[ids] + w.pos[torch.arange(seq)][None] + w.tokentype[token_types]
     key_ok = mask.bool()[:, None, None, :]
@@ -311,7 +451,7 @@ def reference_forward(w: TinyWeights, ids: torch.Tensor, token_types: torch.Tens
         context = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(batch, seq, HIDDEN)
         x = x + context @ L.o_w.T + L.o_b
         h = _layer_norm(x, L.ln2_w, L.ln2_b)
-        x = x + _gelu_tanh(h @ L.fc1_w.T + L.fc1_b) @ L.fc2_w.T + L.fc2_b
+        x = x + act(h @ L.fc1_w.T + L.fc1_b) @ L.fc2_w.T + L.fc2_b
     return _layer_norm(x, w.final_w, w.final_b)
 
 

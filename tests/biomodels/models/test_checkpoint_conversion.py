@@ -191,7 +191,7 @@ def test_casing_conflict_and_missing_vocab(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="vocab.txt"):
         convert_checkpoint(src, tmp_path / "hf")
     fx.write_vocab(tmp_path / "vocab.txt")
-    with pytest.raises(ConfigError, match="uncased but preset megatron-bert-cased is cased"):
+    with pytest.raises(ConfigError, match="tokenizer: uncased; preset megatron-bert-cased: cased"):
         convert_checkpoint(src, tmp_path / "hf", preset="megatron-bert-cased")
 
 
@@ -224,3 +224,100 @@ def test_sources_disagreeing_on_heads(tmp_path: Path) -> None:
     )
     with pytest.raises(ModelError, match="disagree on the number of attention heads"):
         convert_checkpoint(src, tmp_path / "hf", config=cfg)
+
+
+# ------------------------------------------------------------------ public release layouts, as downloaded
+
+
+def reference_fp16(w: fx.TinyWeights, gelu: str) -> torch.Tensor:
+    ids, types, mask = fx.sample_inputs()
+    return fx.reference_forward(fx.w_as_fp16(w), ids, types, mask, gelu=gelu)
+
+
+def tiny_config(path: Path) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "num_layers": fx.LAYERS,
+                "hidden_size": fx.HIDDEN,
+                "num_attention_heads": fx.HEADS,
+                "max_position_embeddings": fx.POSITIONS,
+            }
+        )
+    )
+    return path
+
+
+def test_ngc_release_zip_as_downloaded(tmp_path: Path) -> None:
+    """NGC's zip: version 0 (absent), fp16, legacy serialization, args saying the erf GeLU."""
+    w = fx.make_weights(seed=31)
+    src = fx.save_ngc_release_zip(tmp_path / "megatron_bert_345m_v0.1_uncased.zip", w)
+    fx.write_vocab(tmp_path / "vocab.txt")
+    out = convert_checkpoint(src, tmp_path / "hf")
+    got = hidden_states(out)
+    assert torch.allclose(got, reference_fp16(w, "erf"), atol=TOL, rtol=0)
+    assert not torch.allclose(got, reference_fp16(w, "tanh"), atol=1e-4, rtol=0)  # the two forms differ here
+    meta = json.loads((out / "biomed.json").read_text())
+    assert (meta["source_layout"], meta["source_member"]) == (
+        "megatron-lm (NGC zip)",
+        "release/mp_rank_00/model_optim_rng.pt",
+    )
+    assert meta["checkpoint_version"] == 0.0 and "absent" in meta["checkpoint_version_origin"]
+    assert meta["gelu"] == "erf" and "openai_gelu=False and no bias_gelu_fusion" in meta["gelu_origin"]
+    assert json.loads((out / "config.json").read_text())["hidden_act"] == "gelu"
+    # --gelu overrides what the args say, and says so
+    forced = convert_checkpoint(src, tmp_path / "hf-tanh", gelu="tanh")
+    assert torch.allclose(hidden_states(forced), reference_fp16(w, "tanh"), atol=TOL, rtol=0)
+    assert json.loads((forced / "biomed.json").read_text())["gelu_origin"] == "--gelu tanh given by the user"
+
+
+def test_release_without_args_is_tanh_and_needs_casing(tmp_path: Path) -> None:
+    w = fx.make_weights(seed=32)
+    src = fx.save_ngc_release_zip(tmp_path / "old.zip", w, openai_gelu=None)
+    fx.write_vocab(tmp_path / "vocab.txt")
+    with pytest.raises(ConfigError, match="--lowercase or --cased"):
+        convert_checkpoint(src, tmp_path / "hf", config=tiny_config(tmp_path / "cfg.json"))
+    out = convert_checkpoint(src, tmp_path / "hf", config=tmp_path / "cfg.json", lower_case=True)
+    assert torch.allclose(hidden_states(out), reference_fp16(w, "tanh"), atol=TOL, rtol=0)
+    assert "no args" in json.loads((out / "biomed.json").read_text())["gelu_origin"]
+
+
+def test_biomegatron_megatronbert_pt(tmp_path: Path) -> None:
+    """BioMegatron's NGC file: top-level `model`, encoder only, fp16; no pooler recorded as pretrained."""
+    w = fx.make_weights(seed=33)
+    src = fx.save_biomegatron_pt(tmp_path / "MegatronBERT.pt", w)
+    fx.write_vocab(tmp_path / "vocab.txt")
+    out = convert_checkpoint(
+        src, tmp_path / "hf", preset="megatron-bert-uncased", config=tiny_config(tmp_path / "c.json")
+    )
+    assert torch.allclose(hidden_states(out), reference_fp16(w, "tanh"), atol=TOL, rtol=0)
+    meta = json.loads((out / "biomed.json").read_text())
+    assert meta["heads"] == {"pooler": False, "lm_head": False, "binary_head": False}
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["MegatronBertModel"]
+
+
+@pytest.mark.parametrize("version", [2.0, 3.0, 0])
+def test_nemo_1_0_task_archive_reads_its_version_file(tmp_path: Path, version: float) -> None:
+    w = fx.make_weights(seed=34)
+    src = fx.save_nemo_task_archive(tmp_path / "ner_model.nemo", w, version)
+    out = convert_checkpoint(src, tmp_path / "hf")  # architecture, casing, vocab and version from the archive
+    assert torch.allclose(hidden_states(out), reference(w), atol=TOL, rtol=0)
+    meta = json.loads((out / "biomed.json").read_text())
+    assert meta["checkpoint_version"] == float(version)
+    assert meta["checkpoint_version_origin"].endswith("_megatron_checkpoint_version.json in the .nemo archive")
+    assert meta["lower_case"] is True
+
+
+def test_nemo_archive_with_untrained_heads_marks_them_new(tmp_path: Path) -> None:
+    """A .nemo NeMo made from BioMegatron's file: its pooler and heads are NeMo's random initialisation."""
+    from biomodels.models.task_models import build_model
+
+    w = fx.make_weights(seed=35)
+    src = fx.save_nemo_archive(tmp_path / "bio.nemo", w, megatron_legacy=False, lower_case=True, untrained_heads=True)
+    out = convert_checkpoint(src, tmp_path / "hf")
+    assert torch.allclose(hidden_states(out), reference(w), atol=TOL, rtol=0)
+    meta = json.loads((out / "biomed.json").read_text())
+    assert meta["untrained_heads_dropped"] == ["pooler", "lm_head", "binary_head"]
+    assert meta["heads"] == {"pooler": False, "lm_head": False, "binary_head": False}
+    _, _, info = build_model("re", out, 2)  # RE classifies from the pooler: new here, not pretrained
+    assert any("pooler" in name for name in info.new_modules)

@@ -306,3 +306,34 @@ def test_cli_models_list_and_convert(home: Path, tmp_path: Path, capsys: pytest.
     # a preset that does not fit the checkpoint fails with exit code 1 and a message naming it
     assert main(["models", "convert", str(src), str(tmp_path / "x"), "--preset", "megatron-bert-345m-uncased"]) == 1
     assert "num_layers=2 but preset megatron-bert-345m-uncased says 24" in capsys.readouterr().err
+
+
+def test_ngc_zip_in_a_preset_folder_is_present_and_converts_on_first_use(home: Path) -> None:
+    w = fx.make_weights(seed=41)
+    folder = home / "megatron-bert-uncased"
+    fx.save_ngc_release_zip(folder / "megatron_bert_345m_v0.1_uncased.zip", w)
+    fx.write_vocab(folder / "vocab.txt")
+    (folder / "bert_config.json").write_text(
+        json.dumps(
+            {
+                "hidden_size": fx.HIDDEN,
+                "num_attention_heads": fx.HEADS,
+                "num_layers": fx.LAYERS,
+                "max_position_embeddings": fx.POSITIONS,
+            }
+        )
+    )
+    status = {s.preset: s for s in list_models()}["megatron-bert-uncased"]
+    assert (status.present, status.form) == (True, "checkpoint")
+    assert "megatron_bert_345m_v0.1_uncased.zip" in status.files
+    out, resolved = ensure_huggingface("megatron-bert-uncased")
+    assert out == folder and resolved.path.suffix == ".zip"
+    assert json.loads((folder / "biomed.json").read_text())["source_layout"] == "megatron-lm (NGC zip)"
+
+
+def test_cased_345m_presets_pad_the_cased_bert_vocabulary() -> None:
+    for name in ("megatron-bert-345m-cased", "biomegatron-bert-345m-cased"):
+        assert (PRESETS[name].vocab_size, PRESETS[name].padded_vocab_size) == (28996, 29056)
+    for name in ("megatron-bert-345m-uncased", "biomegatron-bert-345m-uncased"):
+        assert (PRESETS[name].vocab_size, PRESETS[name].padded_vocab_size) == (30522, 30592)
+    assert config_from_preset("megatron-bert-345m-cased").vocab_size == 29056
