@@ -24,10 +24,9 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=2)
-def cached_engine(ner_dir: str, re_dir: str | None = None):  # noqa: ANN201 (AnnotationEngine, imported lazily)
-    """One engine per process and model pair (loading weights takes seconds)."""
-
-    return AnnotationEngine(ner_dir, re_dir)
+def cached_engine(ner_dir: str, re_dir: str | None = None, compile: bool = False) -> AnnotationEngine:
+    """One engine per process and model pair (loading weights takes seconds; compiling, minutes)."""
+    return AnnotationEngine(ner_dir, re_dir, compile=compile)
 
 
 def annotate_code_version() -> str:
@@ -39,8 +38,15 @@ def annotate_producer(ner_dir: str, re_dir: str | None = None) -> dict:
 
 
 def annotate_shard(
-    dataset: str | Path, shard: str, out: str | Path, ner_dir: str, re_dir: str | None = None, force: bool = False
+    dataset: str | Path,
+    shard: str,
+    out: str | Path,
+    ner_dir: str,
+    re_dir: str | None = None,
+    force: bool = False,
+    compile: bool = False,
 ) -> ShardReport:
+    """Annotate one shard with the models (skipped when unchanged; `compile`: torch.compile the encoders)."""
     source = open_dataset(dataset)
     src_path = source.shard_path(shard)
     sha = sha256_file(src_path)
@@ -52,7 +58,7 @@ def annotate_shard(
     if not force and (synced := sync_removals(source, target, shard, sha, version, producer)):
         return synced
     entry = new_entry(source, shard, sha, version, producer)
-    engine = cached_engine(ner_dir, re_dir)
+    engine = cached_engine(ner_dir, re_dir, compile)
     written = target.write_shard(shard, engine.annotate(source.iter_documents(shard)), entry)
     log.info(
         "%s: annotated %d documents (%d entities, %d relations)",

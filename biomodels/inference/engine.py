@@ -101,6 +101,7 @@ class AnnotationEngine:
         chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         stride: int | None = None,
         re_task: RelationTask | None = None,
+        compile: bool = False,
     ) -> None:
         if ner_dir is None and re_dir is None:
             raise ConfigError("AnnotationEngine needs an NER model directory, an RE model directory, or both")
@@ -123,12 +124,12 @@ class AnnotationEngine:
         self.ner = (
             None
             if ner_dir is None
-            else NerPredictor(load_task_model(ner_dir, "ner", dev, precision), batch_tokens, stride)
+            else NerPredictor(load_task_model(ner_dir, "ner", dev, precision, compile), batch_tokens, stride)
         )
         self.re = (
             None
             if re_dir is None
-            else RePredictor(load_task_model(re_dir, "re", dev, precision), batch_tokens, re_task)
+            else RePredictor(load_task_model(re_dir, "re", dev, precision, compile), batch_tokens, re_task)
         )
         if self.ner is not None and self.re is not None:
             self._check_types(self.ner, self.re)

@@ -7,9 +7,8 @@ tokens (default 8,192 on CUDA, 2,048 on CPU, where smaller batches pad less and 
 Short biomedical sentences (about 30 word pieces) then travel in batches of dozens to hundreds, long
 ones in small batches, and padding stays a few percent of the work.
 
-Kernels: a model whose config says `gelu_new` (the public EMBO BioMegatron conversions) runs its tanh
-GeLU as PyTorch's fused `gelu(approximate="tanh")` instead of transformers' seven-operation version
-(same function; `fuse_gelu`). Our presets already ask for the fused one (`gelu_pytorch_tanh`).
+Kernels: models run on our encoder (`biomodels.models.encoder`: one QKV matmul, fused attention,
+PyTorch's GeLU kernels); `compile=True` also compiles it with `torch.compile`.
 
 Precision: `biomodels.training.precision.resolve_precision` decides ("auto": bf16 autocast on CUDA devices
 that have native bf16, fp16 on older ones, fp32 on CPU); every forward runs under
@@ -109,7 +108,11 @@ class TaskModel:
 
 
 def load_task_model(
-    model_dir: str | Path, task: str, device: str | torch.device | None = None, precision: str = "auto"
+    model_dir: str | Path,
+    task: str,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    compile: bool = False,
 ) -> TaskModel:
     """Load a trained-model directory of `task` for inference (weights hashed for the annotator).
 
@@ -122,7 +125,8 @@ def load_task_model(
     dev = resolve_device(device)
     plan = resolve_precision(precision, dev)
     loaded = load_model_dir(path, task=task, device=dev)
-    fuse_gelu(loaded.model)
+    if compile:
+        loaded.model.bert.compile()  # in place: parameter names unchanged
     if not getattr(loaded.tokenizer, "is_fast", False):
         raise ModelError(f"{path}: the tokenizer is not a fast tokenizer; word ids and offsets need one")
     positions = int(getattr(loaded.model.config, "max_position_embeddings", 512))
@@ -132,21 +136,6 @@ def load_task_model(
     annotator = f"{task}:{model_name(path, loaded.meta)}@{digest}"
     log.info("loaded %s from %s on %s (%s)", annotator, path, dev, plan.name)
     return TaskModel(loaded, dev, plan, annotator, max_length)
-
-
-def fuse_gelu(model: torch.nn.Module) -> int:
-    """Swap transformers' `gelu_new` module (tanh GeLU written as seven tensor operations) for
-    PyTorch's fused `gelu(approximate="tanh")`: the same function in one kernel, measured bitwise
-    identical on CPU. Returns how many modules were swapped."""
-    from transformers.activations import ACT2FN, NewGELUActivation
-
-    swapped = 0
-    for module in model.modules():
-        for name, child in list(module.named_children()):
-            if isinstance(child, NewGELUActivation):
-                setattr(module, name, ACT2FN["gelu_pytorch_tanh"])
-                swapped += 1
-    return swapped
 
 
 def padded_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -221,7 +210,6 @@ __all__ = [
     "DEFAULT_BATCH_TOKENS",
     "TaskModel",
     "default_batch_tokens",
-    "fuse_gelu",
     "iter_chunks",
     "load_task_model",
     "model_name",

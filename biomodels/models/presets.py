@@ -23,6 +23,7 @@ from corpora.errors import ConfigError
 TANH_GELU = "gelu_pytorch_tanh"
 ERF_GELU = "gelu"
 MEGATRON_LAYER_NORM_EPS = 1e-5
+ATTENTION_BACKENDS = ("sdpa", "eager")  # our encoder's attention paths (biomodels.models.encoder)
 VOCAB_PAD_MULTIPLE = 128
 BERT_VOCAB_SIZE = 30522  # bert-large-uncased vocab.txt, used by the uncased 345m models (padded: 30592)
 BERT_CASED_VOCAB_SIZE = 28996  # bert-large-cased vocab.txt, used by the cased 345m models (padded: 29056)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from biomodels.models.checkpoint_conversion import read_conversion_record
+from biomodels.models.encoder import ATTENTION_BACKENDS, TASK_CLASSES
 from biomodels.models.presets import MEGATRON_LAYER_NORM_EPS, pad_vocab_size
 from biomodels.models.registry import ensure_huggingface
 from biomodels.models.tokenization import load_tokenizer
@@ -32,20 +33,10 @@ _HEAD_PREFIXES = {"ner": ("classifier.",), "re": ("classifier.", "bert.pooler.")
 
 
 def _task_class(task: str):
-    from transformers import (
-        MegatronBertForQuestionAnswering,
-        MegatronBertForSequenceClassification,
-        MegatronBertForTokenClassification,
-    )
-
-    classes = {
-        "ner": MegatronBertForTokenClassification,
-        "re": MegatronBertForSequenceClassification,
-        "qa": MegatronBertForQuestionAnswering,
-    }
-    if task not in classes:
+    """Our encoder's class for `task` (biomodels.models.encoder); same weights as transformers'."""
+    if task not in TASK_CLASSES:
         raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
-    return classes[task]
+    return TASK_CLASSES[task]
 
 
 def init_new_module(module: Any, std: float = HEAD_INIT_STD) -> None:
@@ -109,22 +100,26 @@ def build_model(
     lower_case: bool | None = None,
     checkpoint_version: float | None = None,
     conversion: dict[str, Any] | None = None,
+    attention: str = "sdpa",
 ):
-    """(model, tokenizer, info) for `task` in ner|re|qa.
+    """(model, tokenizer, info) for `task` in ner|re|qa, on our encoder (`biomodels.models.encoder`).
 
     `source` is a preset name or a path resolvable by `biomodels.models.registry.resolve_model`
     (checkpoints are converted once), or "scratch" with `scratch_config`
     (`biomodels.models.presets.scratch_config(...)`) and `vocab` (a vocab.txt or a folder holding one),
     plus `lower_case` when the vocabulary folder does not record it. `conversion` holds the options
     for a raw checkpoint (`preset`, `config`, `gelu`, `trust_checkpoint`; see
-    `biomodels.models.registry.ensure_huggingface`).
+    `biomodels.models.registry.ensure_huggingface`). `attention` is "sdpa" (fused kernels) or "eager".
     """
+    if attention not in ATTENTION_BACKENDS:
+        raise ConfigError(f"attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {attention!r}")
     cls = _task_class(task)
     if num_labels < 1 and task != "qa":
         raise ConfigError(f"num_labels must be at least 1, got {num_labels}")
     if task == "qa":
         num_labels = 2  # start and end logits
     labels = _label_kwargs(num_labels, id2label if task != "qa" else None)
+    labels["biomed_attention"] = attention
     if str(source) == "scratch":
         return _build_scratch(cls, task, num_labels, labels, scratch_config, vocab, lower_case)
     return _build_pretrained(
@@ -152,6 +147,7 @@ def _build_scratch(
         )
     config = copy.deepcopy(scratch_config)
     config.num_labels = num_labels
+    config.biomed_attention = labels["biomed_attention"]
     if "id2label" in labels:
         config.id2label, config.label2id = labels["id2label"], labels["label2id"]
     config.initializer_range = HEAD_INIT_STD
@@ -177,7 +173,9 @@ def _build_pretrained(
     model_dir, _ = ensure_huggingface(
         source, vocab=vocab, checkpoint_version=checkpoint_version, lower_case=lower_case, **conversion
     )
+    attention = labels.pop("biomed_attention")
     config = cls.config_class.from_pretrained(str(model_dir), **labels)
+    config.biomed_attention = attention  # not a transformers key: from_pretrained would drop it
     tokenizer = load_tokenizer(model_dir, lower_case, config.max_position_embeddings)  # casing fails fast
     if len(tokenizer) > config.vocab_size:
         raise ModelError(

@@ -240,6 +240,7 @@ def build_task_model(
             id2label=id2label,
             vocab=vocab,
             lower_case=bool(cfg.lower_case),
+            attention=cfg.attention,
         )
         record = {
             "name": "scratch",
@@ -264,6 +265,7 @@ def build_task_model(
             vocab=cfg.vocab,
             lower_case=cfg.lower_case,
             checkpoint_version=cfg.checkpoint_version,
+            attention=cfg.attention,
             conversion={
                 "preset": cfg.preset,
                 "config": cfg.model_config,
@@ -436,6 +438,8 @@ def train(
                 "optimizer": result.run_info.get("optimizer"),
                 "apex": result.run_info.get("apex"),
                 "fused_layernorms": result.run_info.get("fused_layernorms"),
+                "compiled": result.run_info.get("compiled"),
+                "attention": result.run_info.get("attention"),
                 "world_size": result.run_info.get("world_size"),
                 "device": result.run_info.get("device"),
                 "result": {

@@ -23,6 +23,7 @@ from typing import Any, get_type_hints
 
 from biomodels.data.re_candidates import RELATION_TASKS
 from biomodels.data.re_marking import MARKER_STYLES
+from biomodels.models.presets import ATTENTION_BACKENDS
 from corpora.errors import ConfigError
 
 TASKS = ("ner", "re", "qa")
@@ -81,6 +82,10 @@ class TrainConfig:
     progress: bool | None = setting(None, "progress bar (none: only on a terminal)")
     plot: bool = setting(True, "write training.png (loss and dev metric over steps)")
     device: str | None = setting(None, "cpu, cuda, cuda:1 (none: cuda:LOCAL_RANK when there is a GPU, else cpu)")
+    attention: str = setting(
+        "sdpa", "sdpa: fused scaled-dot-product kernels; eager: explicit matmul and softmax", choices=ATTENTION_BACKENDS
+    )
+    compile: bool = setting(False, "torch.compile the encoder (minutes of compiling, then faster steps)")
     # data
     format: str = setting("auto", "input format of the documents (auto: detect; RE also masked-tsv)", group="data")
     max_length: int | None = setting(

@@ -57,6 +57,15 @@ logger = logging.getLogger(__name__)
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
 
 
+def compile_encoder(model: nn.Module) -> bool:
+    """`torch.compile` the encoder in place (`nn.Module.compile`: parameter names, so checkpoints and
+    saved weights, stay as they are); the heads are small and stay eager."""
+    target = getattr(model, "bert", model)
+    target.compile()
+    logger.info("compiled %s with torch.compile (the first steps include compiling)", type(target).__name__)
+    return True
+
+
 @dataclass
 class StepInfo:
     """What a callback sees after each optimizer step."""
@@ -192,6 +201,7 @@ class Trainer:
         self.swapped_layernorms = (
             swap_fused_layernorm(self.model, self.apex) if cfg.fused_layernorm and self.device.type == "cuda" else 0
         )
+        self.compiled = cfg.compile and compile_encoder(self.model)
         self.plan = resolve_precision(cfg.precision, self.device)
         logger.info(
             "device %s, precision %s (scaler: %s), %s, %d LayerNorms fused",
@@ -521,6 +531,8 @@ class Trainer:
             "optimizer": self.optimizer_info,
             "apex": self.apex.as_dict(),
             "fused_layernorms": self.swapped_layernorms,
+            "compiled": self.compiled,
+            "attention": getattr(getattr(self.model, "config", None), "biomed_attention", None),
             "world_size": self.dist.world_size,
             "device": str(self.device),
             "torch": torch.__version__,

@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="preprocessing worker processes (default 1)")
     p.add_argument("--force", action="store_true", help="redo shards even when unchanged")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the encoders (worth it on a GPU for large datasets)"
+    )
     add_dask_options(p)
     p.set_defaults(func=run)
 
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             force=args.force,
             progress=not args.no_progress,
+            compile=args.compile,
         ),
         f"Output: {args.out}/data/*.parquet, report {args.out}/report.md, score histograms {args.out}/scores.png",
     )

@@ -43,6 +43,7 @@ def annotate_flow(
     workers: int = 1,
     force: bool = False,
     progress: bool = True,
+    compile: bool = False,
 ) -> RunSummary:
     """Annotate `inputs` (one dataset folder, or raw files/folders/globs) into the dataset `out`."""
     work = Path(out) / "_work"
@@ -61,7 +62,13 @@ def annotate_flow(
     target.clear_staging()
     annotators = annotate_producer(ner, re)["annotate"]
     futures = annotate_shard_task.map(
-        unmapped(dataset), shards, unmapped(out), unmapped(ner), unmapped(re), force=unmapped(force)
+        unmapped(dataset),
+        shards,
+        unmapped(out),
+        unmapped(ner),
+        unmapped(re),
+        force=unmapped(force),
+        compile=unmapped(compile),
     )
     summary = RunSummary(flow="annotate", out_dir=str(Path(out)))
     summary.reports = collect_reports(

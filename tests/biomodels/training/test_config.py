@@ -23,6 +23,8 @@ def test_readme_table_is_the_generated_one() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start = readme.index("<!-- settings-table")
     block = readme[readme.index("\n", start) + 1 : readme.index("<!-- /settings-table -->")].strip()
+    # after changing TrainConfig, paste the output of
+    # python -c "from biomodels.training.config import settings_table; print(settings_table())"
     assert block == settings_table()
     assert block.count("\n") == len(fields(TrainConfig)) + 1  # header, rule, one row a setting
 
