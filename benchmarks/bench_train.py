@@ -1,13 +1,17 @@
 """Training throughput: our NER loop against transformers' Trainer, same model, data and steps.
 
 Ours: biomodels.training.trainer.Trainer + PaddingCollator (pad to each batch's longest) +
-LengthGroupedSampler (batches of similar lengths). Peer: transformers.Trainer as run_ner.py sets it
-up by default: DataCollatorForTokenClassification (pads each random batch to its longest member),
-train_sampling_strategy="random" (no length grouping; the default), default optimizer.
+LengthGroupedSampler (batches of similar lengths) on our encoder (biomodels.models.encoder: one
+QKV matmul, scaled_dot_product_attention; --attention eager for the explicit path, --compile for
+torch.compile). Peer: transformers.Trainer as run_ner.py sets it up by default on transformers'
+MegatronBertForTokenClassification: DataCollatorForTokenClassification (pads each random batch to
+its longest member), train_sampling_strategy="random" (no length grouping; the default), default
+optimizer.
 
-Both train the same randomly initialised Megatron-BERT (6 layers, hidden 512, 8 heads) on the same
-NCBI-disease training features (WordPiece vocabulary trained on the training text, first-subword
-labels), batch 32, fp32 on CPU, the same number of optimizer steps, in one process.
+Both train the same randomly initialised Megatron-BERT weights (6 layers, hidden 512, 8 heads;
+ours loads the peer model's initial state dict) on the same NCBI-disease training features
+(WordPiece vocabulary trained on the training text, first-subword labels), batch 32, fp32 on CPU,
+the same number of optimizer steps, in one process.
 
 Throughput is real (non-padding) tokens per second, counted by a forward pre-hook on the model
 (attention_mask ones), timed from the first forward pass to the end of `train()` (model
@@ -42,8 +46,11 @@ from biomodels.training.trainer import Trainer  # noqa: E402
 SEED, LR = 42, 5e-5
 
 
-def build_model(vocab_size: int):
+def build_model(vocab_size: int, ours: bool = False, attention: str = "sdpa"):
+    """transformers' MegatronBertForTokenClassification, or ours with the same initial weights."""
     from transformers import MegatronBertConfig, MegatronBertForTokenClassification
+
+    from biomodels.models.encoder import TokenClassifier
 
     torch.manual_seed(SEED)
     config = MegatronBertConfig(
@@ -55,7 +62,13 @@ def build_model(vocab_size: int):
         max_position_embeddings=512,
         num_labels=len(LABELS),
     )
-    return MegatronBertForTokenClassification(config)
+    peer = MegatronBertForTokenClassification(config)
+    if not ours:
+        return peer
+    config.biomed_attention = attention
+    model = TokenClassifier(config)
+    model.load_state_dict(peer.state_dict())
+    return model
 
 
 class TokenMeter:
@@ -94,8 +107,10 @@ class TokenMeter:
         }
 
 
-def run_ours(features: list[dict], tokenizer, steps: int, batch: int, out: Path) -> dict:
-    model = build_model(len(tokenizer))
+def run_ours(
+    features: list[dict], tokenizer, steps: int, batch: int, out: Path, attention: str = "sdpa", compile: bool = False
+) -> dict:
+    model = build_model(len(tokenizer), ours=True, attention=attention)
     meter = TokenMeter(model)
     cfg = TrainConfig(
         learning_rate=LR,
@@ -110,6 +125,8 @@ def run_ours(features: list[dict], tokenizer, steps: int, batch: int, out: Path)
         progress=False,
         plot=False,
         save_every=None,
+        attention=attention,
+        compile=compile,
     )
     result = Trainer(model, features, PaddingCollator(tokenizer.pad_token_id), cfg, out).train()
     report = meter.report(time.perf_counter())
@@ -156,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--order", choices=["ours-first", "peer-first"], default="ours-first")
+    parser.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa", help="our encoder's attention path")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile our encoder (its compile time counts: it happens in the first steps)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -171,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         order = ["ours", "peer"] if args.order == "ours-first" else ["peer", "ours"]
         for name in order:
-            runner = run_ours if name == "ours" else run_peer
-            results[name] = runner(features, tokenizer, args.steps, args.batch_size, Path(tmp) / name)
+            if name == "ours":
+                results[name] = run_ours(
+                    features, tokenizer, args.steps, args.batch_size, Path(tmp) / name, args.attention, args.compile
+                )
+            else:
+                results[name] = run_peer(features, tokenizer, args.steps, args.batch_size, Path(tmp) / name)
             r = results[name]
             print(
                 f"{name}: {r['tokens_per_s']:.0f} real tokens/s, {r['tokens_per_cpu_s']:.0f} per "
@@ -194,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                 "peer_tokens_per_cpu_s": results["peer"]["tokens_per_cpu_s"],
                 "ratio_cpu": ratio_cpu,
                 "steps": args.steps,
+                "attention": args.attention,
+                "compile": args.compile,
                 "batch_size": args.batch_size,
                 "threads": torch.get_num_threads(),
                 "data": str(source),

@@ -1,7 +1,9 @@
 """GPU training throughput of the 345m Megatron-BERT NER fine-tuning loop, and its MFU.
 
-Trains MegatronBertForTokenClassification with the BioMegatron 345m architecture (24 layers,
-hidden 1024, 16 heads, FFN 4096, vocab 30592; random weights, so no checkpoint is needed) through
+Trains our Megatron-BERT token classifier (biomodels.models.encoder: one QKV matmul,
+scaled_dot_product_attention, or the explicit path with --attention eager; --compile for
+torch.compile) with the BioMegatron 345m architecture (24 layers, hidden 1024, 16 heads, FFN 4096,
+vocab 30592; random weights, so no checkpoint is needed) through
 biomodels.training.trainer.Trainer: bf16 autocast, fused AdamW (apex FusedAdam when apex is usable),
 PaddingCollator padding to a multiple of 8, LengthGroupedSampler. The inputs are synthetic
 sentences whose word-piece lengths follow NCBI-disease's training set (tokenised with the
@@ -22,7 +24,8 @@ and s the mean real sequence length (padding is not useful work and is not count
 989 TFLOP/s, the dense bf16 peak of an H100/H200 (--peak-tflops to change). At s = 128 the formula
 gives about 1.85 GFLOP per token for this model.
 
-Usage: python benchmarks/gpu_train.py [--steps 60] [--batch-size 64]
+Usage: python benchmarks/gpu_train.py [--steps 60] [--batch-size 64] [--attention sdpa|eager] [--compile]
+       bash benchmarks/gpu_check.sh   (both attention paths, with and without compile: the device check)
        python benchmarks/gpu_train.py --tiny --cpu     (a CPU smoke run of the same code path)
 Without a CUDA device (and without --cpu) it prints why and exits with status 0.
 The last stdout line is a JSON object.
@@ -134,13 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true", help="run on CPU (smoke test)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: temporary)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa", help="our encoder's attention path")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the encoder (compile time is in warmup)")
     args = parser.parse_args(argv)
 
     if not args.cpu and not torch.cuda.is_available():
         print("gpu_train: no CUDA device here; nothing measured (use --tiny --cpu for a smoke run)")
         print(json.dumps({"skipped": "no CUDA device"}))
         return 0
-    from transformers import MegatronBertConfig, MegatronBertForTokenClassification
+    from transformers import MegatronBertConfig
+
+    from biomodels.models.encoder import TokenClassifier
 
     arch = ARCH_TINY if args.tiny else ARCH_345M
     steps = args.steps or (6 if args.tiny else 60)
@@ -160,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     config = MegatronBertConfig(
         **arch, max_position_embeddings=512, num_labels=NUM_LABELS, layer_norm_eps=1e-5, hidden_act="gelu_new"
     )
-    model = MegatronBertForTokenClassification(config)
+    config.biomed_attention = args.attention
+    model = TokenClassifier(config)
     n_params = non_embedding_params(model)
 
     marks: dict[str, tuple[float, int]] = {}
@@ -184,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             progress=None,
             plot=False,
             save_every=None,
+            attention=args.attention,
+            compile=args.compile,
         )
         collate = PaddingCollator(PAD, pad_to_multiple_of=8 if device.type == "cuda" else None)
         trainer = Trainer(model, features, collate, cfg, out, callbacks=[mark])
@@ -201,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     mfu = best * fpt / (args.peak_tflops * 1e12)
     report = {
         "model": "tiny" if args.tiny else "megatron-bert-345m",
+        "attention": args.attention,
+        "compile": args.compile,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "steps": st.global_step,
         "batch_size": batch,
