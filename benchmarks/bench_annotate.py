@@ -138,11 +138,13 @@ def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
-def bench_size(size: str, model_dir: Path, texts, tokens, words, spacy_docs, repeat: int) -> dict:
+def bench_size(
+    size: str, model_dir: Path, texts, tokens, words, spacy_docs, repeat: int, compile: bool = False
+) -> dict:
     from spacy.lang.en import English
     from transformers import AutoModelForTokenClassification, PreTrainedTokenizerFast, pipeline
 
-    engine = AnnotationEngine(model_dir, device="cpu", precision="fp32")
+    engine = AnnotationEngine(model_dir, device="cpu", precision="fp32", compile=compile)
     # the peer gets the model as transformers loads it from the same directory (same weights and config)
     peer_model = AutoModelForTokenClassification.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     peer_tokenizer = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
@@ -175,8 +177,8 @@ def bench_size(size: str, model_dir: Path, texts, tokens, words, spacy_docs, rep
     def spacy_pipe():  # one batch of all docs, as the engine alone gets all sentences in one call
         return [len(d.spans["biomegatron_ner"]) for d in nlp.pipe(spacy_docs, batch_size=len(spacy_docs))]
 
-    # warm-up (first-call allocations, lazy imports)
-    engine.predict_entities(words[:64])
+    # warm-up (first-call allocations, lazy imports; with --compile, compiling for every batch shape)
+    engine.predict_entities(words if compile else words[:64])
     peer(texts[:64])
     runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ("ours", "peer", "engine", "spacy")}
     results = {}
@@ -210,6 +212,7 @@ def main() -> None:
     ap.add_argument("--repeat-base", type=int, default=1, help="timed runs per measurement, base model")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sizes", default="small,base")
+    ap.add_argument("--compile", action="store_true", help="torch.compile our encoder (compiling is in the warm-up)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -242,12 +245,13 @@ def main() -> None:
             "spacy_doc_sentences": spacy_sentences,
             "threads": args.threads,
             "repeat": args.repeat,
+            "compile": args.compile,
             "load_avg_start": os.getloadavg()[0],
         }
         for size in args.sizes.split(","):
             model_dir = make_model_dir(Path(tmp) / "models", vocab, size, words[:64])
             repeat = args.repeat_base if size == "base" else args.repeat
-            summary.update(bench_size(size, model_dir, texts, tokens, words, spacy_docs, repeat))
+            summary.update(bench_size(size, model_dir, texts, tokens, words, spacy_docs, repeat, args.compile))
         first = args.sizes.split(",")[0]
         summary["spacy_overhead"] = summary[f"spacy_overhead_{first}"]  # small model: the engine is fastest there
         summary["ratio_basis"] = "CPU seconds of this process (wall figures: *_wall)"
