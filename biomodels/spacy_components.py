@@ -52,6 +52,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 
 if TYPE_CHECKING:  # torch is imported only when a component first runs: spaCy imports this module
     from biomodels.inference.engine import AnnotationEngine  # for every pipeline it builds, via the entry points
+from biomodels.models.shipped import resolve_model_path
 from corpora.errors import ConfigError, ModelError
 from corpora.schema import Document, Entity, Passage
 from corpora.schema import Span as CharSpan
@@ -95,7 +96,9 @@ class _EngineComponent(Pipe):
         self.batch_tokens = batch_tokens
         self.device = device
         self.precision = precision
-        self.model_path: Path | None = Path(model).expanduser() if model else None
+        # "default": the shipped model of this component's task (biomodels.models.shipped)
+        resolved = resolve_model_path(model, self.task) if model else None
+        self.model_path: Path | None = Path(resolved).expanduser() if resolved else None
         self._engine: AnnotationEngine | None = None
         self.cfg: dict[str, Any] = {"batch_size": batch_size}
 

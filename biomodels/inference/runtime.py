@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from biomodels.models.model_dir import LoadedModel, load_model_dir
+from biomodels.models.shipped import resolve_model_path
 from biomodels.training.precision import PrecisionPlan, resolve_precision
 from corpora.errors import ConfigError, ModelError
 
@@ -118,7 +119,7 @@ def load_task_model(
 
     Raises ModelError naming the missing file and the directory when the directory is incomplete.
     """
-    path = Path(model_dir).expanduser()
+    path = Path(str(resolve_model_path(model_dir, task))).expanduser()
     if not path.is_dir():
         raise ModelError(f"{path}: no such model directory")
     digest = weights_digest(path)  # before loading: names a missing weights file plainly

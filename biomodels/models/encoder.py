@@ -34,6 +34,7 @@ from torch import nn
 from transformers import MegatronBertConfig
 from transformers.modeling_outputs import (
     BaseModelOutputWithPooling,
+    MaskedLMOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -321,10 +322,81 @@ class SpanExtractor(_TaskModel):
         return QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits)
 
 
-TASK_CLASSES = {"ner": TokenClassifier, "re": SequenceClassifier, "qa": SpanExtractor}
+class LMTransform(nn.Module):
+    """dense, GeLU, LayerNorm before the tied decoder (transformers' `cls.predictions.transform`)."""
+
+    def __init__(self, config: MegatronBertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.approximate = _gelu_approximation(config)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(F.gelu(self.dense(hidden), approximate=self.approximate))
+
+
+class LMPredictions(nn.Module):
+    def __init__(self, config: MegatronBertConfig) -> None:
+        super().__init__()
+        self.transform = LMTransform(config)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+
+class LMHead(nn.Module):
+    def __init__(self, config: MegatronBertConfig) -> None:
+        super().__init__()
+        self.predictions = LMPredictions(config)
+
+
+class MaskedLM(_TaskModel):
+    """Masked-language-model pretraining: the word-embedding matrix doubles as the output layer.
+
+    With `labels` (-100 where nothing was masked) the vocabulary logits are computed for the masked
+    positions only (about 15% of the tokens), which is most of the saving of pretraining on a CPU;
+    `logits` then holds those rows, in the order of `labels != -100`. Without labels: every position.
+    The decoder has no parameter of its own (`cls.predictions.decoder` in transformers is tied to the
+    word embeddings and `cls.predictions.bias`), so the saved file loads in `MegatronBertForMaskedLM`.
+    """
+
+    hf_name = "MegatronBertForMaskedLM"
+
+    def __init__(self, config: MegatronBertConfig) -> None:
+        super().__init__(config)
+        self.bert = MegatronBertEncoderModel(config, add_pooling_layer=False)
+        self.cls = LMHead(config)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, LMPredictions):
+            module.bias.data.zero_()
+            return
+        super()._init_weights(module)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **_: object,
+    ) -> MaskedLMOutput:
+        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
+        predictions = self.cls.predictions
+        if labels is not None:
+            picked = labels != -100
+            hidden, targets = hidden[picked], labels[picked]
+        logits = F.linear(predictions.transform(hidden), self.bert.embeddings.word_embeddings.weight, predictions.bias)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float(), targets)
+        return MaskedLMOutput(loss=loss, logits=logits)
+
+
+TASK_CLASSES = {"ner": TokenClassifier, "re": SequenceClassifier, "qa": SpanExtractor, "mlm": MaskedLM}
 
 __all__ = [
     "ATTENTION_BACKENDS",
+    "MaskedLM",
     "MegatronBertEncoderModel",
     "SequenceClassifier",
     "SpanExtractor",

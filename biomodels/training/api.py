@@ -41,6 +41,7 @@ from biomodels.data.re_features import tokenize_re
 from biomodels.data.re_marking import BIOELECTRA_MASKS, MARKER_STYLES, marker_tokens
 from biomodels.models.model_dir import load_model_dir, save_model_dir, write_json
 from biomodels.models.presets import scratch_config
+from biomodels.models.shipped import DEFAULT_NAME, resolve_model_path, shipped_model_dir
 from biomodels.models.task_models import add_marker_tokens, build_model
 from biomodels.models.tokenization import load_tokenizer
 from biomodels.models.vocab_training import train_wordpiece_vocab
@@ -48,6 +49,7 @@ from biomodels.training import distributed as D
 from biomodels.training.config import TASKS, TrainConfig, build_config
 from biomodels.training.evaluation import EvalSet, headline, make_eval_fn, predict, score
 from biomodels.training.precision import resolve_precision
+from biomodels.training.provenance import provenance
 from biomodels.training.trainer import Trainer
 from corpora.dataset.versioning import code_version
 from corpora.errors import ConfigError
@@ -374,7 +376,9 @@ def train(
 
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
-    cfg = _as_config(config).resolved(task)
+    if model == DEFAULT_NAME:  # fine-tune the shipped encoder
+        model = str(shipped_model_dir("encoder"))
+    cfg = _as_config(config).resolved(task, scratch=model == "scratch")
     out = Path(out)
     train = [train] if isinstance(train, (str, Path)) else list(train)
     dev = [dev] if isinstance(dev, (str, Path)) else (list(dev) if dev else None)
@@ -419,6 +423,7 @@ def train(
                     dev_metrics = score(dev_set, predict(dev_set, net, pad_id, cfg.eval_batch_size))
                 write_json(out / DEV_METRICS_FILE, dev_metrics)
             meta = {
+                **provenance(),
                 "lower_case": bool(info.lower_case),
                 "source_model": source_record,
                 "new_modules": info.new_modules,
@@ -489,6 +494,7 @@ def evaluate(
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
     inputs = [data] if isinstance(data, (str, Path)) else list(data)
+    model_dir = str(resolve_model_path(model_dir, task))
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     loaded = load_model_dir(model_dir, task, device=dev)
     meta = loaded.meta

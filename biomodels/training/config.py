@@ -32,11 +32,18 @@ ALIASES = {"lr": "learning_rate", "lowercase": "lower_case", "doc_stride": "stri
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 RELATION_TASK_CHOICES = ("auto", *RELATION_TASKS)  # auto: chosen from the entity types of the data
 
+# a model trained from random weights needs a larger step size and more passes than fine-tuning
+# (BC5CDR, 4 x 256 scratch model: 0.35 entity F1 with the fine-tuning defaults; see RESULTS.md)
+SCRATCH_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-3, "epochs": 10}
+GENERAL_DEFAULTS: dict[str, Any] = {"epochs": 3}
+
 # task-dependent defaults applied by `TrainConfig.resolved` where a key is left as None
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "ner": {"max_length": 128, "stride": 32, "learning_rate": 5e-5},
     "re": {"max_length": 256, "stride": 0, "learning_rate": 2e-5},
     "qa": {"max_length": 384, "stride": 128, "learning_rate": 3e-5},
+    # masked-LM pretraining (`biomed pretrain`); its learning rate depends on the start (see pretrain)
+    "mlm": {"max_length": 128, "stride": 0},
 }
 
 
@@ -56,9 +63,12 @@ class TrainConfig:
 
     # training
     learning_rate: float | None = setting(
-        None, "peak learning rate (default by task: NER 5e-5, RE 2e-5, QA 3e-5)", flags=("--lr", "--learning-rate")
+        None,
+        "peak learning rate (default by task: NER 5e-5, RE 2e-5, QA 3e-5; scratch 1e-3; pretrain 5e-4 scratch, "
+        "1e-4 continued)",
+        flags=("--lr", "--learning-rate"),
     )
-    epochs: int = setting(3, "passes over the training data")
+    epochs: int | None = setting(None, "passes over the training data (default 3; scratch 10)")
     max_steps: int | None = setting(None, "optimizer steps; overrides epochs")
     batch_size: int = setting(32, "examples per device per micro-batch")
     eval_batch_size: int = setting(64, "examples per forward pass in dev evaluation")
@@ -74,6 +84,9 @@ class TrainConfig:
     patience: int | None = setting(None, "stop after N evaluations without improvement (none: never)")
     load_best: bool = setting(True, "keep the weights of the best dev evaluation, not those of the last step")
     save_every: int | None = setting(500, "steps between resumable checkpoints (none: only at the end)")
+    save_minutes: float | None = setting(
+        None, "also write a resumable checkpoint when N minutes have passed since the last one (none: by steps only)"
+    )
     log_every: int = setting(10, "log the loss every N steps")
     group_by_length: bool = setting(True, "batches of similar lengths (less padding)")
     mega_batch_mult: int = setting(50, "length grouping sorts within windows of N batches, shuffled")
@@ -112,6 +125,10 @@ class TrainConfig:
     spacy_model: str | None = setting(
         None, "scispaCy model for documents without sentences or tokens (none: the rule-based pipeline)", group="data"
     )
+    mask_probability: float = setting(0.15, "pretraining: share of words masked (whole-word masking)", group="data")
+    held_out_percent: float = setting(
+        2.0, "pretraining: percent of the documents held out for the MLM loss and accuracy", group="data"
+    )
     max_answer_length: int = setting(30, "QA: longest answer in subwords", group="data")
     n_best: int = setting(20, "QA: start and end candidates considered per window", group="data")
     # model
@@ -147,14 +164,16 @@ class TrainConfig:
         False, "unpickle the checkpoint without the allow-list (only for a file you trust)", group="model"
     )
 
-    def resolved(self, task: str) -> TrainConfig:
-        """A copy with the task defaults filled in and every value checked."""
-        if task not in TASKS:
+    def resolved(self, task: str, scratch: bool = False) -> TrainConfig:
+        """A copy with the defaults of the task (and of a `scratch` model) filled in, every value checked."""
+        if task not in TASK_DEFAULTS:
             raise ConfigError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
         values = asdict(self)
-        for key, value in TASK_DEFAULTS[task].items():
-            if values[key] is None:
-                values[key] = value
+        layers = [SCRATCH_DEFAULTS] if scratch else []
+        for defaults in (*layers, TASK_DEFAULTS[task], GENERAL_DEFAULTS):
+            for key, value in defaults.items():
+                if values[key] is None:
+                    values[key] = value
         out = TrainConfig(**values)
         out.validate(task)
         return out
@@ -163,7 +182,7 @@ class TrainConfig:
         """ConfigError naming the first setting whose value is out of range."""
         checks = [
             ("learning_rate", self.learning_rate is None or self.learning_rate > 0, "must be > 0"),
-            ("epochs", self.epochs >= 1, "must be >= 1"),
+            ("epochs", self.epochs is None or self.epochs >= 1, "must be >= 1"),
             ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be >= 1"),
             ("batch_size", self.batch_size >= 1, "must be >= 1"),
             ("eval_batch_size", self.eval_batch_size >= 1, "must be >= 1"),
@@ -178,6 +197,9 @@ class TrainConfig:
             ("eval_every", self.eval_every is None or self.eval_every >= 1, "must be >= 1"),
             ("patience", self.patience is None or self.patience >= 1, "must be >= 1"),
             ("save_every", self.save_every is None or self.save_every >= 1, "must be >= 1"),
+            ("save_minutes", self.save_minutes is None or self.save_minutes > 0, "must be > 0"),
+            ("mask_probability", 0 < self.mask_probability < 1, "must be in (0, 1)"),
+            ("held_out_percent", 0 <= self.held_out_percent < 100, "must be in [0, 100)"),
             ("max_length", self.max_length is None or self.max_length >= 8, "must be >= 8"),
             ("stride", self.stride is None or self.stride >= 0, "must be >= 0"),
             ("marker_style", self.marker_style in MARKER_STYLES, f"must be one of {', '.join(MARKER_STYLES)}"),

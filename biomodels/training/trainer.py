@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from biomodels.data.batching import LengthGroupedSampler, count_tokens
 from biomodels.training import distributed as D
-from biomodels.training.config import TrainConfig
+from biomodels.training.config import GENERAL_DEFAULTS, TrainConfig
 from biomodels.training.precision import apex_status, build_optimizer, resolve_precision, swap_fused_layernorm
 from biomodels.training.state import (
     CHECKPOINT_DIR,
@@ -230,7 +230,8 @@ class Trainer:
             raise ConfigError(
                 f"Trainer: {len(self.features)} features give no batch for {self.dist.world_size} processes"
             )
-        self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        epochs = cfg.epochs if cfg.epochs is not None else GENERAL_DEFAULTS["epochs"]
+        self.total_steps = cfg.max_steps or epochs * self.steps_per_epoch
         warmup = math.ceil(cfg.warmup_ratio * self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_schedule(self.total_steps, warmup))
         self.scaler = self.plan.make_scaler()
@@ -464,6 +465,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         last_saved = self._resumed_step
+        last_saved_at = time.monotonic()
         final_metrics: dict[str, float] = {}
         with bar:
             while st.global_step < self.total_steps and not st.stopped_early:
@@ -485,6 +487,9 @@ class Trainer:
                         or (cfg.eval_every is None and epoch_end)
                     )
                     save_due = bool(cfg.save_every) and st.global_step % cfg.save_every == 0
+                    if cfg.save_minutes and log_now:  # rank 0's clock decides, so all ranks save together
+                        late = time.monotonic() - last_saved_at >= 60 * cfg.save_minutes
+                        save_due = bool(D.broadcast_object(late, self.dist)) or save_due
                     if log_now or eval_due or save_due:
                         self._sync()  # queued GPU work belongs to training time, not to eval
                     elapsed = time.perf_counter() - started
@@ -499,7 +504,7 @@ class Trainer:
                     if save_due:
                         self._flush_pending_loss()
                         self._save_checkpoint()
-                        last_saved = st.global_step
+                        last_saved, last_saved_at = st.global_step, time.monotonic()
                     info = StepInfo(st.global_step, st.epoch, self.total_steps)
                     for callback in self.callbacks:
                         callback(info)

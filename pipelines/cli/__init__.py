@@ -15,17 +15,18 @@ import sys
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from corpora.errors import BiomedError
-from pipelines.cli import annotate, ingest, models, preprocess, run, serve, train
+from pipelines.cli import annotate, ingest, models, preprocess, pretrain, run, serve, train
 
 # Command modules, in the order `biomed --help` lists them.
-COMMAND_MODULES = (run, ingest, preprocess, train, annotate, models, serve)
+COMMAND_MODULES = (run, ingest, preprocess, pretrain, train, annotate, models, serve)
 
 EPILOG = """\
 Typical use:
   biomed run --out out/                      the whole pipeline on the bundled samples
   biomed ingest 'pubmed/*.xml.gz' --out ds/  read raw files into a Parquet dataset
   biomed preprocess ds/ --out ds-pre/        add sentences, tokens, abbreviations (scispaCy)
-  biomed train ner --model scratch ...       fine-tune or train a Megatron-BERT model
+  biomed pretrain ds-pre/ --out encoder/     masked-LM pretraining of an encoder on dataset text
+  biomed train ner --model encoder/ ...      fine-tune or train a Megatron-BERT model
   biomed annotate ds-pre/ --ner MODEL --out annotated/
 
 Every command prints --help of its own. Errors name the file and line they are about; the exit

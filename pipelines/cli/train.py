@@ -141,7 +141,7 @@ def _rank() -> int:
 def run_train(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
     config = build_config(args.config, overrides)
-    config.resolved(args.task)  # fail on bad values before reading any data
+    config.resolved(args.task, scratch=args.model == "scratch")  # fail on bad values before reading any data
     if _rank() != 0:
         logging.getLogger().setLevel(logging.WARNING)  # one rank speaks
     if args.flow:

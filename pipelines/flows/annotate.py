@@ -14,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from biomodels.inference.annotate_shard import annotate_producer
+from biomodels.models.shipped import resolve_model_path
 from corpora.dataset.store import DatasetStore, open_dataset
 from corpora.errors import PartialFailure
 from pipelines.flows.annotation_report import write_report
@@ -45,7 +46,9 @@ def annotate_flow(
     progress: bool = True,
     compile: bool = False,
 ) -> RunSummary:
-    """Annotate `inputs` (one dataset folder, or raw files/folders/globs) into the dataset `out`."""
+    """Annotate `inputs` (one dataset folder, or raw files/folders/globs) into the dataset `out`
+    (`ner`/`re` are model directories, or `default` for the shipped models)."""
+    ner, re = str(resolve_model_path(ner, "ner")), resolve_model_path(re, "re")
     work = Path(out) / "_work"
     if len(inputs) == 1 and is_dataset(inputs[0]):
         dataset = inputs[0]

@@ -10,13 +10,14 @@ import pytest
 import torch
 from transformers import (
     MegatronBertConfig,
+    MegatronBertForMaskedLM,
     MegatronBertForQuestionAnswering,
     MegatronBertForSequenceClassification,
     MegatronBertForTokenClassification,
 )
 
 from biomodels.models.checkpoint_conversion import convert_checkpoint
-from biomodels.models.encoder import SequenceClassifier, SpanExtractor, TokenClassifier
+from biomodels.models.encoder import MaskedLM, SequenceClassifier, SpanExtractor, TokenClassifier
 from tests.helpers import megatron_fixtures as fx
 
 PAIRS = [
@@ -147,3 +148,23 @@ def test_compiled_encoder_gives_the_same_logits(tmp_path) -> None:
         compiled = ours(**inputs).logits
     torch.testing.assert_close(compiled, eager, atol=TOL, rtol=0)
     assert sorted(ours.state_dict()) == sorted(TokenClassifier(tiny_config(5)).state_dict())  # names unchanged
+
+
+@pytest.mark.parametrize("act", ["gelu_pytorch_tanh", "gelu"])
+def test_masked_lm_matches_transformers_on_the_masked_positions(tmp_path, act) -> None:
+    """Ours computes vocabulary logits only where a label is set; those rows and the loss equal
+    transformers' MegatronBertForMaskedLM (which scores every position) on the same weights."""
+    torch.manual_seed(9)
+    hf = MegatronBertForMaskedLM(tiny_config(2, act)).eval()
+    with torch.no_grad():
+        hf.cls.predictions.bias.normal_()  # a non-zero decoder bias, so its tie is checked too
+    ours = ours_from(hf, MaskedLM, tmp_path, "sdpa").eval()
+    inputs = batch()
+    labels = torch.full_like(inputs["input_ids"], -100)
+    labels[0, 2], labels[0, 7], labels[1, 4], labels[2, 1] = 5, 9, 77, 3
+    with torch.no_grad():
+        theirs = hf(**inputs, labels=labels)
+        mine = ours(**inputs, labels=labels)
+        torch.testing.assert_close(mine.logits, theirs.logits[labels != -100], atol=TOL, rtol=0)
+        torch.testing.assert_close(mine.loss, theirs.loss, atol=TOL, rtol=0)
+        torch.testing.assert_close(ours(**inputs).logits, theirs.logits, atol=TOL, rtol=0)
