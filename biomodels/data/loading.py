@@ -42,8 +42,27 @@ class DataFiles:
 
     files: list[dict[str, str]] = field(default_factory=list)
 
-    def add(self, path: Path, kind: str) -> None:
-        self.files.append({"path": str(Path(path).resolve()), "sha256": sha256_file(path), "kind": kind})
+    def add(self, path: Path, kind: str, origin: dict[str, str] | None = None) -> None:
+        record = {"path": str(Path(path).resolve()), "sha256": sha256_file(path), "kind": kind}
+        if origin:
+            record["origin"] = origin
+        self.files.append(record)
+
+
+def shard_origin(store: DatasetStore, shard: str) -> dict[str, str] | None:
+    """The raw input a dataset shard was made from (through derived datasets: preprocessed from
+    ingested), as the manifests record it: `{path, sha256, format}`; None when not recorded."""
+    for _ in range(4):  # raw -> ingested -> preprocessed -> annotated at most
+        entry = store.entry(shard)
+        if entry is None:
+            return None
+        source = Path(entry.source_path)
+        parent = source.parent.parent  # <dataset>/data/<shard>.parquet
+        if source.suffix == ".parquet" and source.parent.name == "data" and DatasetStore(parent).exists():
+            store, shard = DatasetStore(parent), source.stem
+            continue
+        return {"path": entry.source_path, "sha256": entry.source_sha256, "format": entry.format}
+    return None
 
 
 def is_dataset_dir(path: Path) -> bool:
@@ -82,7 +101,7 @@ def read_input_documents(
             store = DatasetStore(p)
             for shard in store.shard_files():
                 if files is not None:
-                    files.add(shard, "parquet")
+                    files.add(shard, "parquet", shard_origin(store, shard.stem))
             docs.extend(store.iter_documents())
             continue
         for path in expand_inputs([item]):

@@ -54,6 +54,12 @@ def shipped_model_dir(task: str) -> Path:
     return path
 
 
+def shipped_dev_metrics(path: str | Path) -> dict[str, float]:
+    """The headline dev metrics a shipped model's biomed.json records (empty when none)."""
+    meta = json.loads((Path(path) / "biomed.json").read_text(encoding="utf-8"))
+    return dict((meta.get("result") or {}).get("dev") or {})
+
+
 def resolve_model_path(value: str | Path | None, task: str) -> str | None:
     """`value` unchanged, except `default`, which becomes the shipped model directory of `task`."""
     if value is None or str(value) != DEFAULT_NAME:
@@ -94,10 +100,26 @@ def export_fp16(src: str | Path, dst: str | Path) -> Path:
     meta_path = tmp / "biomed.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["shipped"] = {"dtype": "float16", "exported_from": str(src)}
+    _add_origins(meta)
     meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
     return dst
+
+
+def _add_origins(meta: dict) -> None:
+    """Name the raw input behind each dataset shard a model was trained on, where the record lacks it."""
+    from biomodels.data.loading import shard_origin
+    from corpora.dataset.store import DatasetStore
+
+    data = meta.get("training_data") or {}
+    for files in data.values():
+        for record in files if isinstance(files, list) else ():
+            path = Path(record.get("path", ""))
+            if record.get("kind") == "parquet" and "origin" not in record and path.is_file():
+                origin = shard_origin(DatasetStore(path.parent.parent), path.stem)
+                if origin:
+                    record["origin"] = origin
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,4 +140,11 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["DEFAULT_NAME", "SHIPPED_DIR", "export_fp16", "resolve_model_path", "shipped_model_dir"]
+__all__ = [
+    "DEFAULT_NAME",
+    "SHIPPED_DIR",
+    "export_fp16",
+    "resolve_model_path",
+    "shipped_dev_metrics",
+    "shipped_model_dir",
+]

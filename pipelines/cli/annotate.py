@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.cli.flow_calls import run_and_report, with_runner
-from pipelines.flows.runners import add_dask_options
+from pipelines.cli.flow_calls import add_dask_options, run_and_report, with_runner
 
 HELP = """\
 Annotate DATASET_OR_FILES with a NER model (and optionally an RE model) trained by `biomed train`,

@@ -13,6 +13,15 @@ from corpora.errors import PartialFailure
 from pipelines.flows.runners import task_runner
 
 
+def add_dask_options(parser: Any) -> None:
+    """The scale-out options every flow command shares."""
+    group = parser.add_argument_group("scale-out (Dask)")
+    group.add_argument("--dask-address", default=None, help="run tasks on an existing Dask cluster (scheduler address)")
+    group.add_argument(
+        "--dask-workers", type=int, default=None, help="run tasks on a local Dask cluster with N worker processes"
+    )
+
+
 def with_runner(flow: Any, args: Any) -> Any:
     """The flow with a Dask task runner when --dask-address/--dask-workers were given."""
     if getattr(args, "dask_address", None) or getattr(args, "dask_workers", None):

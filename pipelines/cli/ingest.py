@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from corpora.formats.registry import FORMATS, describe_formats
-from pipelines.cli.flow_calls import run_and_report, with_runner
-from pipelines.flows.runners import add_dask_options
+from pipelines.cli.flow_calls import add_dask_options, run_and_report, with_runner
 
 HELP = """\
 Read raw corpus files into a Parquet dataset (one shard per input file).

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.cli.flow_calls import run_and_report, with_runner
-from pipelines.flows.runners import add_dask_options
+from pipelines.cli.flow_calls import add_dask_options, run_and_report, with_runner
 
 HELP = """\
 Run scispaCy over every document of DATASET (a folder written by `biomed ingest`) and write the

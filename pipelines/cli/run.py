@@ -10,11 +10,13 @@ from corpora.errors import PartialFailure
 
 HELP = """\
 Run the whole pipeline on Prefect's embedded local API: ingest INPUT (default: the bundled PubMed
-XML samples in corpora/samples/pubmed), preprocess with scispaCy, train small NER and RE models on
-the bundled BC5CDR samples when --ner/--re are not given, annotate, and print a summary.
+XML samples in corpora/samples/pubmed), preprocess with scispaCy, annotate with the shipped NER
+(Chemical, Disease) and CID relation models unless --ner/--re name others, and print a summary.
+--train-demo trains small scratch models on the bundled BC5CDR samples instead (a few minutes; to
+see training at work, not for use).
 
-Outputs under --out: dataset/ (ingested), preprocessed/, models/ner and models/re, annotated/
-(with report.md and scores.png). A second run skips everything that is unchanged.
+Outputs under --out: dataset/ (ingested), preprocessed/, annotated/ (with report.md and
+scores.png), and models/ner, models/re with --train-demo. A second run skips everything unchanged.
 """
 
 
@@ -29,8 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "inputs", nargs="*", metavar="INPUT", help="raw files, folders or globs (default: bundled PubMed samples)"
     )
     p.add_argument("--out", default="out", help="output folder (default: out)")
-    p.add_argument("--ner", default=None, help="NER model directory (default: train a small demo model)")
-    p.add_argument("--re", default=None, help="RE model directory (default: train a small demo model)")
+    p.add_argument("--ner", default=None, help="NER model directory (default: the shipped model)")
+    p.add_argument("--re", default=None, help="RE model directory (default: the shipped model)")
+    p.add_argument(
+        "--train-demo", action="store_true", help="train small scratch models on the bundled samples instead"
+    )
     p.add_argument("--workers", type=int, default=1, help="preprocessing worker processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -49,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             re=args.re,
             workers=args.workers,
             progress=not args.no_progress,
+            train_demo=args.train_demo,
         )
     except PartialFailure as exc:
         print(exc.summary.text())

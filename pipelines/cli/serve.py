@@ -32,10 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output folder (dataset, preprocessed, annotated, models)")
     p.add_argument("--cron", default="0 2 * * *", help='schedule in cron syntax (default "0 2 * * *": 02:00 daily)')
-    p.add_argument(
-        "--ner", default=None, help="NER model directory (default: train a small one on the bundled samples)"
-    )
-    p.add_argument("--re", default=None, help="RE model directory (default: train a small one on the bundled samples)")
+    p.add_argument("--ner", default=None, help="NER model directory (default: the shipped model)")
+    p.add_argument("--re", default=None, help="RE model directory (default: the shipped model)")
     p.add_argument("--name", default="biomed-nightly", help="deployment name (default biomed-nightly)")
     p.add_argument("--timezone", default="UTC", help="time zone of the cron schedule (default UTC)")
     p.set_defaults(func=run)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect.task_runners import ThreadPoolTaskRunner
-
 from corpora.errors import ConfigError
 
 
 def task_runner(dask_address: str | None = None, dask_workers: int | None = None, threads: int | None = None) -> Any:
     """A task runner for `flow.with_options(task_runner=...)`."""
+    # prefect is imported here, not at the top: the CLI imports this module, and `--help` stays fast
+    from prefect.task_runners import ThreadPoolTaskRunner
+
     if dask_address and dask_workers:
         raise ConfigError("give either --dask-address or --dask-workers, not both")
     if dask_address or dask_workers:
@@ -38,12 +39,3 @@ def task_runner(dask_address: str | None = None, dask_workers: int | None = None
             }
         )
     return ThreadPoolTaskRunner(max_workers=threads)
-
-
-def add_dask_options(parser: Any) -> None:
-    """The scale-out options every flow command shares."""
-    group = parser.add_argument_group("scale-out (Dask)")
-    group.add_argument("--dask-address", default=None, help="run tasks on an existing Dask cluster (scheduler address)")
-    group.add_argument(
-        "--dask-workers", type=int, default=None, help="run tasks on a local Dask cluster with N worker processes"
-    )
