@@ -74,6 +74,11 @@ class ConfigError(BiomedError):
     """A configuration value (CLI option, config file, preset) is invalid."""
 
 
+class UsageError(BiomedError):
+    """A mistake on the command line found before any work starts (a missing input, a wrong
+    --format, a model folder that holds no model): the CLI prints it as one line and exits 2."""
+
+
 class WorkerError(BiomedError):
     """A worker process died, or broke the protocol with the process that started it."""
 

@@ -11,10 +11,11 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from corpora.errors import BiomedError
+from corpora.errors import BiomedError, ConfigError, UsageError
 from pipelines.cli import annotate, ingest, models, preprocess, pretrain, run, serve, train
 
 # Command modules, in the order `biomed --help` lists them.
@@ -72,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with logging_redirect_tqdm():
             return int(args.func(args) or 0)
+    except (UsageError, ConfigError) as exc:  # found before any work: a usage error
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except BiomedError as exc:
+        if args.verbose:
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -6,7 +6,10 @@ Tested in `tests/pipelines/flows/test_annotate.py`.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from corpora.errors import UsageError
+from pipelines.cli.checks import check_dataset, check_inputs, check_model_dir, check_output
 from pipelines.cli.flow_calls import add_dask_options, run_and_report, with_runner
 
 HELP = """\
@@ -30,8 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "inputs", nargs="+", metavar="DATASET_OR_FILES", help="one dataset folder, or raw files/folders/globs"
     )
-    p.add_argument("--ner", required=True, help="NER model directory (written by `biomed train ner`)")
-    p.add_argument("--re", default=None, help="relation extraction model directory (written by `biomed train re`)")
+    p.add_argument(
+        "--ner", required=True, help="NER model directory (written by `biomed train ner`), or default (shipped)"
+    )
+    p.add_argument(
+        "--re", default=None, help="relation extraction model directory (`biomed train re`), or default (shipped)"
+    )
     p.add_argument("--out", required=True, help="output dataset folder")
     p.add_argument("--workers", type=int, default=1, help="preprocessing worker processes (default 1)")
     p.add_argument("--force", action="store_true", help="redo shards even when unchanged")
@@ -45,6 +52,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
+    inputs = list(args.inputs)
+    if len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").is_file():
+        check_dataset(inputs[0])
+    else:
+        check_inputs(inputs)
+    check_model_dir(args.ner, "ner", "--ner")
+    check_model_dir(args.re, "re", "--re")
+    check_output(args.out, inputs)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
     from pipelines.flows.annotate import annotate_flow
 
     flow = with_runner(annotate_flow, args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from corpora.formats.registry import FORMATS, describe_formats
+from pipelines.cli.checks import check_inputs, check_output
 from pipelines.cli.flow_calls import add_dask_options, run_and_report, with_runner
 
 HELP = """\
@@ -47,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
+    check_inputs(list(args.inputs), args.format)
+    check_output(args.out, list(args.inputs))
     from pipelines.flows.ingest import ingest_flow
 
     flow = with_runner(ingest_flow, args)

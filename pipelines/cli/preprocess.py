@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from corpora.errors import UsageError
+from pipelines.cli.checks import check_dataset, check_output
 from pipelines.cli.flow_calls import add_dask_options, run_and_report, with_runner
 
 HELP = """\
@@ -47,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
+    check_dataset(args.dataset)
+    check_output(args.out, [args.dataset])
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
     from pipelines.flows.preprocess import preprocess_flow
 
     flow = with_runner(preprocess_flow, args)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from corpora.errors import PartialFailure
+from pipelines.cli.checks import check_inputs, check_model_dir, check_output
 
 HELP = """\
 Run the whole pipeline on Prefect's embedded local API: ingest INPUT (default: the bundled PubMed
@@ -43,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
+    if args.inputs:
+        check_inputs(list(args.inputs))
+    if not args.train_demo:
+        check_model_dir(args.ner or "default", "ner", "--ner")
+        check_model_dir(args.re or "default", "re", "--re")
+    check_output(args.out, list(args.inputs))
     from pipelines.flows.annotation_report import gather
     from pipelines.flows.run import run_flow
 

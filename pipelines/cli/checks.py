@@ -1,0 +1,97 @@
+"""What a command checks before any flow starts: a user's mistake is one line, exit 2, at once.
+
+Starting a flow costs seconds (Prefect's temporary API server) and a mistake found inside it
+arrives as a logged traceback. Everything that can be known from the command line and the first
+bytes of the files is checked here instead: inputs exist, a `--format` is plausible for each
+file's first bytes, model folders hold a model of the right task, datasets are datasets, output
+folders can be written and are not inside or equal to their input.
+
+None of these checks import Prefect, torch or spaCy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from biomodels.models import shipped
+from corpora.errors import BiomedError, InputError, UsageError
+from corpora.formats.registry import detect_format, expand_inputs
+
+MODEL_TASK_NAMES = {"ner": "NER", "re": "relation extraction", "mlm": "pretrained encoder"}
+
+
+def check_inputs(inputs: list[str], fmt: str = "auto") -> list[Path]:
+    """Every input names something, and with `fmt` each file looks like that format."""
+    for item in inputs:
+        if not Path(item).exists() and not any(ch in item for ch in "*?["):
+            raise UsageError(f"input {item} not found")
+    try:
+        files = expand_inputs(inputs)
+    except InputError as exc:
+        raise UsageError(str(exc)) from exc
+    if fmt != "auto":
+        for path in files:
+            try:
+                seen = detect_format(path)
+            except BiomedError:
+                continue  # undetectable content: the reader of `fmt` will say what is wrong
+            if seen != fmt:
+                raise UsageError(
+                    f"{path} looks like {seen}, not {fmt} (its first bytes); "
+                    f"leave out --format to detect it, or pass --format {seen}"
+                )
+    return files
+
+
+def check_dataset(path: str) -> None:
+    """`path` is a dataset folder written by `biomed ingest` / `preprocess` / `annotate`."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"dataset {path} not found")
+    if not (p / "manifest.json").is_file() and not (p / "data").is_dir():
+        raise UsageError(f"{path} is not a dataset folder (no manifest.json or data/); make one with `biomed ingest`")
+
+
+def check_model_dir(path: str | None, task: str, option: str) -> None:
+    """`path` (or `default`) holds a trained model of `task` (read from biomed.json; nothing loaded)."""
+    if path is None:
+        return
+    is_default = path == shipped.DEFAULT_NAME
+    folder = shipped.SHIPPED_DIR / shipped.SHIPPED[task] if is_default else Path(path)
+    if not folder.is_dir():
+        hint = "rebuild the shipped models with `make models`" if is_default else "train one with `biomed train`"
+        raise UsageError(f"{option} {path}: no such model folder ({hint})")
+    meta_path = folder / "biomed.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"{option} {path}: not a trained model folder (no readable biomed.json)") from None
+    saved = meta.get("task") if isinstance(meta, dict) else None
+    if saved != task:
+        raise UsageError(
+            f"{option} {path} holds a {MODEL_TASK_NAMES.get(str(saved), str(saved))} model, "
+            f"not a {MODEL_TASK_NAMES[task]} model"
+        )
+    if not (folder / "model.safetensors").is_file():
+        raise UsageError(f"{option} {path}: model.safetensors is missing")
+
+
+def check_output(out: str, inputs: list[str] = ()) -> None:
+    """`out` can be created or written, and is neither an input nor inside one."""
+    p = Path(out).resolve()
+    for item in inputs:
+        src = Path(item).resolve()
+        if src.is_dir() and (p == src or src in p.parents):
+            raise UsageError(f"--out {out} is {'the input' if p == src else 'inside the input'} {item}; choose another")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"--out {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {probe} is not writable")
+
+
+__all__ = ["check_dataset", "check_inputs", "check_model_dir", "check_output"]

@@ -1,0 +1,80 @@
+"""A user's mistake is found before any flow starts: one line on stderr, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+from tests.helpers.paths import SAMPLES
+
+PUBMED = str(SAMPLES / "pubmed" / "pubmed1.xml")
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def fake_model(folder: Path, task: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "biomed.json").write_text(json.dumps({"task": task}))
+    (folder / "model.safetensors").write_bytes(b"")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ingest", "no/such/file.xml", "--out", "{tmp}/ds"], "error: input no/such/file.xml not found"),
+        (
+            ["ingest", PUBMED, "--format", "pubtator", "--out", "{tmp}/ds"],
+            f"error: {PUBMED} looks like pubmed-xml, not pubtator (its first bytes); leave out --format",
+        ),
+        (["ingest", "'{tmp}/*.nothing'", "--out", "{tmp}/ds"], "*.nothing: no such file, folder or matching glob"),
+        (["preprocess", "{tmp}/nope", "--out", "{tmp}/pre"], "error: dataset {tmp}/nope not found"),
+        (["preprocess", "{tmp}", "--out", "{tmp}/pre"], "is not a dataset folder"),
+        (["annotate", PUBMED, "--ner", "{tmp}/nre", "--out", "{tmp}/ann"], "error: --ner {tmp}/nre: no such model"),
+        (["annotate", PUBMED, "--ner", "{tmp}/re-model", "--out", "{tmp}/ann"], "holds a relation extraction model"),
+        (["annotate", PUBMED, "--ner", "{tmp}/ner-model", "--re", "{tmp}", "--out", "{tmp}/a"], "no readable biomed"),
+    ],
+)
+def test_mistakes_are_one_line_and_exit_2(tmp_path, capsys, argv, message) -> None:
+    fake_model(tmp_path / "re-model", "re")
+    fake_model(tmp_path / "ner-model", "ner")
+    argv = [a.replace("{tmp}", str(tmp_path)).strip("'") for a in argv]
+    code, err = run(argv, capsys)
+    assert code == 2
+    assert message.replace("{tmp}", str(tmp_path)) in err
+    assert len(err.splitlines()) == 1
+    assert not any((tmp_path / name).exists() for name in ("ds", "pre", "ann", "a"))  # nothing written
+
+
+def test_output_inside_or_equal_to_the_input_is_refused(tmp_path, capsys) -> None:
+    dataset = tmp_path / "ds"
+    (dataset / "data").mkdir(parents=True)
+    (dataset / "manifest.json").write_text("{}")
+    code, err = run(["preprocess", str(dataset), "--out", str(dataset)], capsys)
+    assert (code, err) == (2, f"error: --out {dataset} is the input {dataset}; choose another")
+    code, err = run(["ingest", str(SAMPLES / "pubmed"), "--out", str(SAMPLES / "pubmed" / "ds")], capsys)
+    assert code == 2 and "is inside the input" in err
+    assert not (SAMPLES / "pubmed" / "ds").exists()
+
+
+def test_read_only_or_file_output_is_refused(tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "a-file").write_text("x")
+    code, err = run(["ingest", PUBMED, "--out", str(tmp_path / "a-file" / "ds")], capsys)
+    assert (code, err) == (
+        2,
+        f"error: --out {tmp_path / 'a-file' / 'ds'}: {tmp_path / 'a-file'} is a file, not a folder",
+    )
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    code, err = run(["ingest", PUBMED, "--out", str(locked / "ds")], capsys)
+    assert (code, err) == (2, f"error: --out {locked / 'ds'}: {locked} is not writable")
