@@ -19,7 +19,9 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -64,6 +66,17 @@ def compile_encoder(model: nn.Module) -> bool:
     target.compile()
     logger.info("compiled %s with torch.compile (the first steps include compiling)", type(target).__name__)
     return True
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during training: raised after the step in progress, once a resumable
+    checkpoint of that step is written (a second signal stops at once, without one)."""
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(f"training interrupted at step {step}")
+        self.step = step
+        self.checkpoint = checkpoint
+        self.resume_hint = f"training stopped at step {step}; a resumable checkpoint is in {checkpoint}"
 
 
 @dataclass
@@ -450,9 +463,35 @@ class Trainer:
                 self._maybe_resume()
             wrapped = self._wrap()
             self.model.train()
-            return self._loop(wrapped)
+            with self._stop_on_signal():
+                return self._loop(wrapped)
         finally:
             D.shutdown(self.dist)
+
+    @contextlib.contextmanager
+    def _stop_on_signal(self) -> Iterator[None]:
+        """SIGINT/SIGTERM ask the loop to stop after the current step (and checkpoint it); a second
+        signal interrupts at once. Only in one process on the main thread: under torchrun every rank
+        gets the signal, and ranks that stopped at different steps could not write one checkpoint."""
+        self._stop_requested = False
+        if self.dist.enabled or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            logger.warning("stopping after this step and saving a checkpoint (signal again to stop at once)")
+
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, request_stop)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _loop(self, wrapped: nn.Module) -> TrainResult:
         cfg, st = self.config, self.state
@@ -508,6 +547,10 @@ class Trainer:
                     info = StepInfo(st.global_step, st.epoch, self.total_steps)
                     for callback in self.callbacks:
                         callback(info)
+                    if self._stop_requested:  # saved as a periodic checkpoint would be: resumes exactly
+                        self._flush_pending_loss()
+                        self._save_checkpoint()
+                        raise TrainingInterrupted(st.global_step, self.out_dir / CHECKPOINT_DIR)
                 if st.step_in_epoch >= self.steps_per_epoch:
                     st.epoch += 1
                     st.step_in_epoch = 0

@@ -17,6 +17,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from corpora.errors import BiomedError, ConfigError, UsageError
 from pipelines.cli import annotate, ingest, models, preprocess, pretrain, run, serve, train
+from pipelines.cli.interrupts import EXIT_INTERRUPTED, exit_interrupted, exit_now, install_sigterm_handler
 
 # Command modules, in the order `biomed --help` lists them.
 COMMAND_MODULES = (run, ingest, preprocess, pretrain, train, annotate, models, serve)
@@ -49,30 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_runtime() -> None:
-    """Settings the embedded Prefect API needs on small machines (start-up takes 8-15 s on 2 cores)."""
+def configure_runtime(verbose: bool = False) -> None:
+    """Settings for Prefect before it is imported: the embedded API's start-up on small machines
+    (8-15 s on 2 cores), no telemetry, and quiet run loggers. A failed input is reported once, by
+    the command, as one line; Prefect's own "Encountered exception" and "Crash detected!" records
+    (with tracebacks) and its per-task "Finished in state" lines show with -v only."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    quiet = "DEBUG" if verbose else "CRITICAL"
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", quiet)
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", quiet)
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # Prefect's and others' telemetry: nothing is sent
+    os.environ.setdefault("PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY", "false")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_runtime()
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_runtime(args.verbose)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("httpx", "httpcore", "prefect.server", "distributed"):
+    for noisy in ("httpx", "httpcore", "prefect", "prefect.server", "distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    install_sigterm_handler()
     try:
         with logging_redirect_tqdm():
             return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
+        return exit_interrupted(args, exc)
     except (UsageError, ConfigError) as exc:  # found before any work: a usage error
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -81,3 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def entry() -> None:
+    """The `biomed` console script: `main`, then exit; after an interrupt at once, without joining
+    worker threads that would finish their shard first."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        exit_now(code)
+    sys.exit(code)

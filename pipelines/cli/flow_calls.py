@@ -34,10 +34,11 @@ def run_and_report(call: Callable[[], Any], output_hint: str) -> int:
     try:
         summary = call()
     except PartialFailure as exc:
-        print(exc.summary.text())
-        print(f"error: {exc}", file=sys.stderr)
-        for report in exc.summary.failed:
-            print(f"  {report['error']}", file=sys.stderr)
+        print(exc.summary.text())  # its "failed files" list names each input and what went wrong
+        print(
+            f"error: {exc} (listed above under 'failed files'); fix them and rerun: done files are skipped",
+            file=sys.stderr,
+        )
         return 1
     print(summary.text())
     print(f"\n{output_hint}")
