@@ -392,7 +392,7 @@ def test_bad_config_key_or_value_names_key_and_file(tmp_path, text, key):
             str(path),
         ]
     )
-    assert code == 1 and key in stderr
+    assert code == 2 and key in stderr
 
 
 def test_bad_values_are_config_errors():

@@ -36,7 +36,9 @@ def test_cli_ingest_exit_codes_and_rerun(
     empty.write_text("")
     assert cli_main(["ingest", str(empty), "--out", str(out), "--no-progress"]) == 1
     assert "empty" in capsys.readouterr().err
-    assert cli_main(["ingest", str(tmp_path / "missing.xml"), "--out", str(out)]) == 1
+    assert (
+        cli_main(["ingest", str(tmp_path / "missing.xml"), "--out", str(out)]) == 2
+    )  # a usage error, found before any work
 
 
 def test_cli_offset_mismatch_policy(

@@ -26,4 +26,4 @@ def test_preprocess_with_workers_matches_one_process_and_reruns_nothing(
     assert all(d["sentences"] and d["tokens"] for d in docs)
     assert main(["preprocess", str(ds), "--out", str(two), "--workers", "2", "--no-progress"]) == 0
     assert "0 written" in capsys.readouterr().out
-    assert main(["preprocess", str(tmp_path / "missing"), "--out", str(two)]) == 1
+    assert main(["preprocess", str(tmp_path / "missing"), "--out", str(two)]) == 2

@@ -55,7 +55,7 @@ def test_train_takes_architecture_and_casing_for_a_bare_checkpoint(tmp_path: Pat
     )
     args = ["train", "ner", "--model", str(src), "--train", str(NCBI_DEV), "--out", str(tmp_path / "ner")]
     args += ["--max-steps", "1", "--batch-size", "8", "--max-length", "48", "--stride", "8", "--no-progress"]
-    assert main(args) == 1  # neither heads nor casing are in the file
+    assert main(args) == 2  # a usage error: neither heads nor casing are in the file
     assert main([*args, "--model-config", str(config), "--lowercase"]) == 0
     record = json.loads((tmp_path / "ner" / "biomed.json").read_text())["source_model"]
     assert json.loads((Path(record["resolved_dir"]) / "biomed.json").read_text())["gelu"] == "tanh"
@@ -63,7 +63,9 @@ def test_train_takes_architecture_and_casing_for_a_bare_checkpoint(tmp_path: Pat
 
 def test_train_says_what_a_raw_checkpoint_lacks(release: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = ["train", "ner", "--model", str(release), "--train", str(NCBI_DEV), "--out", str(tmp_path / "x")]
-    assert main([*args, "--max-steps", "1", "--preset", "megatron-bert-345m-uncased"]) == 1
+    assert (
+        main([*args, "--max-steps", "1", "--preset", "megatron-bert-345m-uncased"]) == 1
+    )  # the checkpoint contradicts the preset: a model error
     assert "num_layers=2 but preset megatron-bert-345m-uncased says 24" in capsys.readouterr().err
-    assert main([*args, "--max-steps", "1", "--cased"]) == 1
+    assert main([*args, "--max-steps", "1", "--cased"]) == 2  # a usage error
     assert "stated twice, differently" in capsys.readouterr().err
