@@ -63,7 +63,7 @@ models: $(STAMP)
 	$(BIOMED) ingest $(PRETRAIN_TEXT) --out $(MODELS_BUILD)/text --no-progress
 	$(BIOMED) preprocess $(MODELS_BUILD)/text --out $(MODELS_BUILD)/text-pre --workers 2 --no-progress
 	$(BIOMED) pretrain $(MODELS_BUILD)/text-pre --out $(MODELS_BUILD)/encoder --layers 6 --hidden 256 --heads 4 \
-		--vocab-size 16000 --lowercase --batch-size 64 --max-steps 2000 --eval-every 250 --log-every 25 \
+		--vocab-size 16000 --lowercase --batch-size 64 --max-steps 1200 --eval-every 200 --log-every 25 \
 		--save-minutes 10 --no-progress --resume
 	$(BIOMED) train ner --model $(MODELS_BUILD)/encoder --train $(BC5CDR_TRAIN) --dev $(BC5CDR_DEV) \
 		--out $(MODELS_BUILD)/ner $(NER_SETTINGS) --no-progress --resume

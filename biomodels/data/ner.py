@@ -52,6 +52,18 @@ class NerExample:
     tags: list[str] | None = None
 
 
+# what each NerConversionStats count means, in the words of the training log
+PROBLEM_WORDS = {
+    "discontinuous": "discontinuous (tagged by their first or outer span, --discontinuous)",
+    "snapped": "with a boundary inside a token (widened to whole tokens)",
+    "no_token": "over whitespace only (dropped)",
+    "crossing_sentence": "crossing a sentence boundary (dropped: half a mention is a wrong label)",
+    "overlap_dropped": "overlapping a longer entity (dropped: IOB tags hold one entity per token)",
+    "duplicates": "exact duplicates (kept once)",
+    "tokens_outside_sentences": "tokens outside every sentence",
+}
+
+
 @dataclass
 class NerConversionStats:
     entities: int = 0
@@ -85,9 +97,9 @@ def ner_examples(docs: Iterable[Document], *, discontinuous: Literal["first", "o
     examples, stats = convert_documents(docs, discontinuous=discontinuous)
     if stats.problems():
         log.warning(
-            "NER conversion of %d entities: %s",
+            "turning %d entities into token tags: %s",
             stats.entities,
-            ", ".join(f"{k} {v}" for k, v in stats.problems().items()),
+            "; ".join(f"{v} {PROBLEM_WORDS[k]}" for k, v in stats.problems().items()),
         )
     return examples
 

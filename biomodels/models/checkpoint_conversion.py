@@ -34,6 +34,7 @@ from biomodels.models.presets import (
 )
 from biomodels.models.tokenization import METADATA_FILE, build_tokenizer, read_vocab
 from corpora.errors import ConfigError, ModelError
+from corpora.file_modes import apply_umask
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +335,7 @@ def convert_checkpoint(
     tokenizer.save_pretrained(str(out))
     tmp = out / "model.safetensors.tmp"
     save_file(state, str(tmp), metadata={"format": "pt"})
+    apply_umask(tmp)  # safetensors writes 0600
     os.replace(tmp, out / "model.safetensors")
     meta = {
         "converter_version": CONVERTER_VERSION,

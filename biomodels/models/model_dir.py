@@ -29,6 +29,7 @@ from typing import Any
 from biomodels.models.task_models import _task_class
 from biomodels.models.tokenization import METADATA_FILE
 from corpora.errors import ConfigError, ModelError
+from corpora.file_modes import apply_umask
 
 MODEL_FORMAT = "biomed-model/1"
 LABELS_FILE = "labels.json"
@@ -78,6 +79,7 @@ def save_model_dir(
     model.save_pretrained(str(out))
     if not (out / "model.safetensors").is_file():
         raise ModelError(f"{out}: save_pretrained wrote no model.safetensors")
+    apply_umask(out / "model.safetensors")  # safetensors writes 0600
     tokenizer.save_pretrained(str(out))
     (out / "vocab.txt").write_text("".join(t + "\n" for t in base_vocab(tokenizer)), encoding="utf-8")
     if task in LABELLED_TASKS:

@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from corpora.errors import ModelError
+from corpora.file_modes import apply_umask
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
 DEFAULT_NAME = "default"
@@ -94,6 +95,7 @@ def export_fp16(src: str | Path, dst: str | Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file(half, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    apply_umask(tmp / "model.safetensors")  # safetensors writes 0600
     for name in SHIPPED_FILES:
         if (src / name).is_file():
             shutil.copy2(src / name, tmp / name)

@@ -270,7 +270,8 @@ def _canonical(key: str) -> str:
 
 
 def _unknown(key: str, where: str) -> ConfigError:
-    close = difflib.get_close_matches(_canonical(key), KEYS + tuple(ALIASES), n=3)
+    leaf = key.rsplit(".", 1)[-1]  # a grouped key (`training.epoch`) is matched by its own name
+    close = difflib.get_close_matches(_canonical(leaf), KEYS + tuple(ALIASES), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return ConfigError(f"{where}: unknown config key {key!r}{hint}; known keys: {', '.join(KEYS)}")
 

@@ -25,6 +25,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from corpora.errors import ModelError
+from corpora.file_modes import apply_umask
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "trainer_state.json"
@@ -88,6 +89,7 @@ def save_weights(model: nn.Module, directory: Path) -> None:
     """Model weights as safetensors (plus config.json for HuggingFace models) into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     save_model(model, str(directory / "model.safetensors"))
+    apply_umask(directory / "model.safetensors")  # safetensors writes 0600
     config = getattr(model, "config", None)
     if config is not None and hasattr(config, "to_json_file"):
         config.to_json_file(str(directory / "config.json"))

@@ -434,6 +434,12 @@ class Trainer:
         better = st.best_metric is None or (
             value > st.best_metric if self.greater_is_better else value < st.best_metric
         )
+        logger.info(
+            "step %d dev %s%s",
+            st.global_step,
+            " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)),
+            " (best so far)" if better else "",
+        )
         if better:
             st.best_metric, st.best_step, st.bad_evals = value, st.global_step, 0
             if self.dist.is_main:

@@ -14,6 +14,7 @@ readable by pyarrow.dataset, pandas, polars, DuckDB and `datasets.load_dataset("
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -297,7 +298,10 @@ class DatasetStore:
             return {}
 
     def write_manifest(self, extra: dict | None = None) -> dict:
-        """Consolidate the shard entries into manifest.json (atomic) and return it."""
+        """Consolidate the shard entries into manifest.json (atomic) and return it; called once all
+        shards of a run are written, so an empty staging folder is removed here."""
+        with contextlib.suppress(OSError):  # absent, or holding a file of a run still writing
+            self.staging_dir.rmdir()
         entries = self.entries()
         manifest = {
             "schema_version": SCHEMA_VERSION,

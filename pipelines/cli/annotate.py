@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     from pipelines.flows.annotate import annotate_flow
+    from pipelines.flows.annotation_report import written_outputs
 
     flow = with_runner(annotate_flow, args)
     return run_and_report(
@@ -76,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             compile=args.compile,
         ),
-        f"Output: {args.out}/data/*.parquet, report {args.out}/report.md, score histograms {args.out}/scores.png",
+        lambda: f"Output: {args.out}/data/*.parquet, {written_outputs(args.out)}",
     )

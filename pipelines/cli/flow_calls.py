@@ -29,7 +29,7 @@ def with_runner(flow: Any, args: Any) -> Any:
     return flow
 
 
-def run_and_report(call: Callable[[], Any], output_hint: str) -> int:
+def run_and_report(call: Callable[[], Any], output_hint: str | Callable[[], str]) -> int:
     """Call a flow; print its summary (and the failed inputs); 1 when any input failed, else 0."""
     try:
         summary = call()
@@ -41,5 +41,5 @@ def run_and_report(call: Callable[[], Any], output_hint: str) -> int:
         )
         return 1
     print(summary.text())
-    print(f"\n{output_hint}")
+    print(f"\n{output_hint() if callable(output_hint) else output_hint}")
     return 0

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         check_model_dir(args.ner or "default", "ner", "--ner")
         check_model_dir(args.re or "default", "re", "--re")
     check_output(args.out, list(args.inputs))
-    from pipelines.flows.annotation_report import gather
+    from pipelines.flows.annotation_report import gather, written_outputs
     from pipelines.flows.run import run_flow
 
     try:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print("examples:")
         for line in stats["examples"]:
             print(f"  {line}")
-    print(f"report: {annotated}/report.md, score histograms: {annotated}/scores.png")
+    print(written_outputs(annotated))
     print(
         f"read it: duckdb.sql(\"select document_id, unnest(entities) from read_parquet('{annotated}/data/*.parquet')\")"
     )

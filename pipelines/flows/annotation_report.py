@@ -3,7 +3,7 @@
 Written as `report.md` and `scores.png` in the output folder and published as a Prefect markdown
 artifact, for curators who would rather look than read.
 
-Tested in `tests/pipelines/flows/test_annotate.py`.
+Tested in `tests/pipelines/flows/test_annotation_report.py` and `tests/pipelines/flows/test_annotate.py`.
 """
 
 from __future__ import annotations
@@ -110,6 +110,11 @@ def markdown(stats: dict[str, Any], annotators: dict[str, str], png: Path | None
     ):
         for t, n in sorted(counts.items()):
             lines.append(f"| {kind} | {t} | {n} | {sum(scores[t]) / len(scores[t]):.3f} |")
+    if not stats["entities"] and not stats["relations"]:
+        lines.append(
+            "| (none) | | 0 | |\n\nThe models found no entities or relations in these documents"
+            + (" (the dataset is empty)." if not stats["documents"] else ".")
+        )
     lines += ["", "Models: " + ", ".join(f"{k} `{v}`" for k, v in annotators.items())]
     if png is not None:
         lines += ["", f"Score histograms: `{png}`"]
@@ -118,11 +123,25 @@ def markdown(stats: dict[str, Any], annotators: dict[str, str], png: Path | None
     return "\n".join(lines) + "\n"
 
 
+def written_outputs(dataset: str | Path) -> str:
+    """The report files of an annotated dataset that exist (scores.png is not drawn when no score
+    was predicted), for the command's last lines."""
+    root = Path(dataset)
+    parts = [f"report {root / 'report.md'}"] if (root / "report.md").is_file() else []
+    if (root / "scores.png").is_file():
+        parts.append(f"score histograms {root / 'scores.png'}")
+    else:
+        parts.append("no score histograms (nothing was predicted)")
+    return ", ".join(parts)
+
+
 def write_report(dataset: str | Path, annotators: dict[str, str]) -> tuple[str, dict[str, Any]]:
     """Write report.md and scores.png beside the dataset's data/ and return the markdown and stats."""
     root = Path(dataset)
     stats = gather(root)
     png = plot_scores(stats, root / "scores.png")
+    if png is None:
+        (root / "scores.png").unlink(missing_ok=True)  # an earlier run's histograms would mislead
     text = markdown(stats, annotators, png)
     (root / "report.md").write_text(text, encoding="utf-8")
     return text, stats

@@ -177,7 +177,9 @@ def test_reconcile_applies_deletions_and_newer_versions(tmp_path: Path) -> None:
     ids = sorted((d.document_id, d.passages[0].text[:7], d.source.path) for d in store.iter_documents())
     assert [i[0] for i in ids] == ["1000", "1001", "1002", "1003"]  # 1000 kept only in the pubtator shard
     assert ("1002", "ASPIRIN", "") in ids
+    assert (tmp_path / ".staging").is_dir()
     manifest = store.write_manifest()
+    assert not (tmp_path / ".staging").exists()  # a finished run leaves no empty staging folder
     assert manifest["rows"] == 4
     assert manifest["shards"]["base"]["removed_later"] == 2
     assert json.loads((tmp_path / "manifest.json").read_text())["shards"]["upd"]["deletions"] == ["1000"]
