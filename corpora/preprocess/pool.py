@@ -24,6 +24,7 @@ from itertools import islice
 
 from corpora.errors import ConfigError, WorkerError
 from corpora.preprocess.chunks import DEFAULT_BATCH_SIZE, DOCS_PER_CHUNK, DocResult, apply_results
+from corpora.preprocess.main_guard import check_main_guard
 from corpora.preprocess.passages import DocTask, document_task
 from corpora.preprocess.worker import annotate_chunk, start_worker
 from corpora.schema import Deletion, Document
@@ -60,7 +61,9 @@ class PreprocessPool:
         self.processes = processes
         self.spacy_model = spacy_model
         self.docs_per_chunk = docs_per_chunk
-        ctx = multiprocessing.get_context(start_method or _default_start_method())
+        method = start_method or _default_start_method()
+        check_main_guard(method, f"preprocessing with {processes} worker processes")
+        ctx = multiprocessing.get_context(method)
         self._executor = ProcessPoolExecutor(
             processes, mp_context=ctx, initializer=start_worker, initargs=(spacy_model, batch_size, expected)
         )

@@ -94,4 +94,18 @@ def check_output(out: str, inputs: list[str] = ()) -> None:
         raise UsageError(f"--out {out}: {probe} is not writable")
 
 
-__all__ = ["check_dataset", "check_inputs", "check_model_dir", "check_output"]
+def check_model_output(out: str, resume: bool, overwrite: bool) -> None:
+    """A training run's `--out` is new or empty, unless the user asked to continue (`--resume`) or
+    to write over what is there (`--overwrite`): a finished model is never replaced by accident."""
+    check_output(out)
+    p = Path(out)
+    if resume or overwrite or not p.is_dir() or not any(p.iterdir()):
+        return
+    what = "a model" if (p / "model.safetensors").is_file() else "files"
+    raise UsageError(
+        f"--out {out} already holds {what}; pass --resume to continue its training, --overwrite to "
+        "write over it, or choose another folder"
+    )
+
+
+__all__ = ["check_dataset", "check_inputs", "check_model_dir", "check_model_output", "check_output"]

@@ -13,6 +13,7 @@ import os
 from biomodels.training.config import build_config
 from biomodels.training.provenance import command_line
 from corpora.errors import ConfigError
+from pipelines.cli.checks import check_model_output
 from pipelines.cli.train import _add_overrides, overrides_from_args
 
 PRETRAIN_HELP = """\
@@ -53,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", help="config file (.yaml/.yml/.toml)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint (same data and batches)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty --out (default: refuse, to keep a model)"
+    )
     p.add_argument("--flow", action="store_true", help="run as the Prefect flow `pretrain` (one process)")
     _add_overrides(p)
     p.set_defaults(func=run_pretrain)
@@ -63,6 +67,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     config = build_config(args.config, overrides)
     command = command_line()
     rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:  # other ranks start once rank 0 has begun writing --out
+        check_model_output(args.out, args.resume, args.overwrite)
     if not rank0:
         logging.getLogger().setLevel(logging.WARNING)
     if args.flow:

@@ -14,6 +14,7 @@ from typing import Any, get_type_hints
 
 from biomodels.training.config import KEYS, TASKS, TrainConfig, build_config, option_flags
 from corpora.errors import ConfigError
+from pipelines.cli.checks import check_model_output
 
 TRAIN_HELP = """\
 Fine-tune a Megatron-BERT model (or train a small one from scratch) for NER, relation extraction
@@ -110,6 +111,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue from --out/checkpoint (same data and batch settings)"
     )
     p.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty --out (default: refuse, to keep a model)"
+    )
+    p.add_argument(
         "--flow", action="store_true", help="run as the Prefect flow `train` (one process; not under torchrun)"
     )
     _add_overrides(p)
@@ -142,6 +146,8 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
     config = build_config(args.config, overrides)
     config.resolved(args.task, scratch=args.model == "scratch")  # fail on bad values before reading any data
+    if _rank() == 0:  # other ranks start once rank 0 has begun writing --out
+        check_model_output(args.out, args.resume, args.overwrite)
     if _rank() != 0:
         logging.getLogger().setLevel(logging.WARNING)  # one rank speaks
     if args.flow:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from corpora.errors import ConfigError
+from corpora.preprocess.main_guard import check_main_guard
 
 
 def task_runner(dask_address: str | None = None, dask_workers: int | None = None, threads: int | None = None) -> Any:
@@ -30,6 +31,9 @@ def task_runner(dask_address: str | None = None, dask_workers: int | None = None
             return DaskTaskRunner(address=dask_address)
         if dask_workers < 1:
             raise ConfigError(f"--dask-workers must be at least 1, got {dask_workers}")
+        import dask
+
+        check_main_guard(dask.config.get("distributed.worker.multiprocessing-method"), "a local Dask cluster")
         return DaskTaskRunner(
             cluster_kwargs={
                 "n_workers": dask_workers,

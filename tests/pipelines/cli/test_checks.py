@@ -78,3 +78,16 @@ def test_read_only_or_file_output_is_refused(tmp_path, capsys, monkeypatch) -> N
     monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
     code, err = run(["ingest", PUBMED, "--out", str(locked / "ds")], capsys)
     assert (code, err) == (2, f"error: --out {locked / 'ds'}: {locked} is not writable")
+
+
+@pytest.mark.parametrize("command", ["train", "pretrain"])
+def test_training_never_replaces_a_model_by_accident(command, tmp_path, capsys) -> None:
+    out = fake_model(tmp_path / "ner", "ner")
+    argv = [command, *(["ner", "--model", "scratch", "--train"] if command == "train" else []), PUBMED]
+    code, err = run([*argv, "--out", str(out), "--max-steps", "1"], capsys)
+    assert code == 2
+    assert err == (
+        f"error: --out {out} already holds a model; pass --resume to continue its training, --overwrite to "
+        "write over it, or choose another folder"
+    )
+    assert (out / "model.safetensors").read_bytes() == b""  # untouched
