@@ -2,4 +2,5 @@
 
 from pipelines.cli import entry
 
-entry()
+if __name__ == "__main__":  # worker processes (spawn, forkserver) import this module again
+    entry()
