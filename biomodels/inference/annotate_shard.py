@@ -37,6 +37,25 @@ def annotate_producer(ner_dir: str, re_dir: str | None = None) -> dict:
     return {"annotate": cached_engine(ner_dir, re_dir).annotators}
 
 
+def unchanged_annotations(
+    dataset: str | Path, out: str | Path, ner_dir: str, re_dir: str | None = None
+) -> list[str] | None:
+    """The shard names when `out` holds every shard of `dataset` as `annotate_shard` would write it
+    with these models (same input bytes, code and model weights), none to remove, and a finished
+    run's manifest; None when there is work to do. Loads the models (their hashes) but starts no flow."""
+    source, target = open_dataset(dataset), DatasetStore(out)
+    if not target.manifest_path.is_file():
+        return None
+    shards = source.shard_names()
+    if set(target.shard_names()) - set(shards):
+        return None
+    version, producer = annotate_code_version(), annotate_producer(ner_dir, re_dir)
+    for shard in shards:
+        if not target.is_current(shard, sha256_file(source.shard_path(shard)), version, producer):
+            return None
+    return shards
+
+
 def annotate_shard(
     dataset: str | Path,
     shard: str,

@@ -96,6 +96,29 @@ def ingest_file(
     return ShardReport.from_entry(str(src), written, "written")
 
 
+def unchanged_inputs(
+    inputs: list[str], out_dir: str | Path, fmt: str = "auto", on_mismatch: str = "error"
+) -> list[Path] | None:
+    """The input files when every one of them is already in the dataset at `out_dir` exactly as
+    `ingest_file` would write it (same bytes, code and reader options) and the last run finished
+    (its manifest exists); None when any file has work to do. Reads only the files' bytes and the
+    shard entries, so a command can answer "nothing to do" without starting a flow."""
+    from corpora.formats.registry import expand_inputs
+
+    store = DatasetStore(out_dir)
+    if not store.manifest_path.is_file():
+        return None
+    files = expand_inputs(inputs)
+    version = code_version()
+    for src in files:
+        name = detect_format(src) if fmt == "auto" else fmt
+        options = reader_options(name, on_mismatch)
+        producer = {"reader_options": options} if options else None
+        if not store.is_current(shard_name_for(src), input_hash(src, name), version, producer):
+            return None
+    return files
+
+
 def input_hash(path: Path, fmt: str) -> str:
     """sha256 of the file, or, when the reader also reads companion files, of all their hashes."""
     companions = companion_files(path, fmt)

@@ -94,6 +94,25 @@ def preprocess_producer(spacy_model: str | None = None) -> dict:
     return {"preprocess": pipeline_fingerprint(cached_pipeline(spacy_model))}
 
 
+def unchanged_shards(dataset: str | Path, out: str | Path, spacy_model: str | None = None) -> list[str] | None:
+    """The shard names when `out` already holds every shard of `dataset` as `preprocess_shard` would
+    write it (same input bytes, code and pipeline fingerprint), no shard to remove, and a finished
+    run's manifest; None when there is work to do. Builds the pipeline (for its fingerprint) but
+    starts no flow and no worker."""
+    source, target = open_dataset(dataset), DatasetStore(out)
+    if not target.manifest_path.is_file():
+        return None
+    shards = source.shard_names()
+    if set(target.shard_names()) - set(shards):
+        return None  # shards whose input is gone: the flow removes them
+    version = code_version()
+    producer = preprocess_producer(spacy_model)
+    for shard in shards:
+        if not target.is_current(shard, sha256_file(source.shard_path(shard)), version, producer):
+            return None
+    return shards
+
+
 def preprocess_shard(
     dataset: str | Path,
     shard: str,

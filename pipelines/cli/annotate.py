@@ -10,7 +10,7 @@ from pathlib import Path
 
 from corpora.errors import UsageError
 from pipelines.cli.checks import check_dataset, check_inputs, check_model_dir, check_output
-from pipelines.cli.flow_calls import add_dask_options, run_and_report, with_runner
+from pipelines.cli.flow_calls import add_dask_options, nothing_to_do, run_and_report, with_runner
 
 HELP = """\
 Annotate DATASET_OR_FILES with a NER model (and optionally an RE model) trained by `biomed train`,
@@ -62,8 +62,14 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, inputs)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
-    from pipelines.flows.annotate import annotate_flow
+    from pipelines.flows.annotate_inputs import unchanged_run  # no Prefect: a rerun may be a no-op
     from pipelines.flows.annotation_report import written_outputs
+
+    if not args.force and (done := unchanged_run(inputs, args.out, args.ner, args.re)):
+        code = nothing_to_do(f"{len(done)} shard(s) already annotated by these models into {args.out}")
+        print(f"Output: {args.out}/data/*.parquet, {written_outputs(args.out)}")
+        return code
+    from pipelines.flows.annotate import annotate_flow
 
     flow = with_runner(annotate_flow, args)
     return run_and_report(

@@ -29,6 +29,12 @@ def with_runner(flow: Any, args: Any) -> Any:
     return flow
 
 
+def nothing_to_do(what: str) -> int:
+    """Say that a rerun has nothing to do, found before any flow (and Prefect's API) started."""
+    print(f"nothing to do: {what} (--force redoes them)")
+    return 0
+
+
 def run_and_report(call: Callable[[], Any], output_hint: str | Callable[[], str]) -> int:
     """Call a flow; print its summary (and the failed inputs); 1 when any input failed, else 0."""
     try:

@@ -6,7 +6,7 @@ import argparse
 
 from corpora.formats.registry import FORMATS, describe_formats
 from pipelines.cli.checks import check_inputs, check_output
-from pipelines.cli.flow_calls import add_dask_options, run_and_report, with_runner
+from pipelines.cli.flow_calls import add_dask_options, nothing_to_do, run_and_report, with_runner
 
 HELP = """\
 Read raw corpus files into a Parquet dataset (one shard per input file).
@@ -50,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `biomed --help` loads no flow, torch or spaCy
     check_inputs(list(args.inputs), args.format)
     check_output(args.out, list(args.inputs))
+    from corpora.dataset.ingest import unchanged_inputs  # pyarrow, when the command runs
+
+    if not args.force and (done := unchanged_inputs(list(args.inputs), args.out, args.format, args.on_offset_mismatch)):
+        return nothing_to_do(f"{len(done)} input file(s) unchanged since they were ingested into {args.out}")
     from pipelines.flows.ingest import ingest_flow
 
     flow = with_runner(ingest_flow, args)

@@ -6,7 +6,7 @@ import argparse
 
 from corpora.errors import UsageError
 from pipelines.cli.checks import check_dataset, check_output
-from pipelines.cli.flow_calls import add_dask_options, run_and_report, with_runner
+from pipelines.cli.flow_calls import add_dask_options, nothing_to_do, run_and_report, with_runner
 
 HELP = """\
 Run scispaCy over every document of DATASET (a folder written by `biomed ingest`) and write the
@@ -53,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, [args.dataset])
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    from corpora.preprocess.shard import unchanged_shards  # spaCy, for the pipeline's fingerprint
+
+    if not args.force and (done := unchanged_shards(args.dataset, args.out, args.spacy_model)):
+        return nothing_to_do(
+            f"{len(done)} shard(s) of {args.dataset} unchanged since they were preprocessed into {args.out}"
+        )
     from pipelines.flows.preprocess import preprocess_flow
 
     flow = with_runner(preprocess_flow, args)

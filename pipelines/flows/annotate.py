@@ -17,6 +17,7 @@ from biomodels.inference.annotate_shard import annotate_producer
 from biomodels.models.shipped import resolve_model_path
 from corpora.dataset.store import DatasetStore, open_dataset
 from corpora.errors import PartialFailure
+from pipelines.flows.annotate_inputs import is_dataset, is_preprocessed
 from pipelines.flows.annotation_report import write_report
 from pipelines.flows.fanout import collect_reports
 from pipelines.flows.ingest import ingest_flow
@@ -24,15 +25,6 @@ from pipelines.flows.preprocess import preprocess_flow
 from pipelines.flows.reporting import RunSummary, publish_table
 from tasks.annotate import annotate_shard_task
 from tasks.store import write_manifest_task
-
-
-def is_dataset(path: str | Path) -> bool:
-    return (Path(path) / "data").is_dir() and (Path(path) / "_shards").is_dir()
-
-
-def is_preprocessed(dataset: str | Path) -> bool:
-    entries = DatasetStore(dataset).entries()
-    return bool(entries) and all("preprocess" in e.producer for e in entries.values())
 
 
 @flow(name="annotate", task_runner=ThreadPoolTaskRunner(max_workers=1))

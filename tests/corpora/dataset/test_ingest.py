@@ -73,3 +73,19 @@ def test_every_entity_of_every_sample_matches_its_text(samples: Path, tmp_path: 
                 assert text[start:end] == fragment, (doc.source.path, doc.document_id, ent.id)
                 n_entities += 1
     assert n_entities > 5000
+
+
+def test_unchanged_inputs_answers_without_a_flow(samples: Path, tmp_path: Path) -> None:
+    from corpora.dataset.ingest import unchanged_inputs
+
+    src = tmp_path / "CDR_dev_sample.PubTator.txt"
+    shutil.copy(samples / "bc5cdr" / "CDR_dev_sample.PubTator.txt", src)
+    out = tmp_path / "ds"
+    ingest_file(src, out)
+    assert unchanged_inputs([str(src)], out) is None  # no manifest: the last run did not finish
+    DatasetStore(out).write_manifest()
+    assert unchanged_inputs([str(src)], out) == [src]
+    assert unchanged_inputs([str(src)], out, on_mismatch="skip") == [src]  # PubTator's reader has no such option
+    assert unchanged_inputs([str(src), str(samples / "pubmed" / "pubmed1.xml")], out) is None  # a new file
+    src.write_text(src.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert unchanged_inputs([str(src)], out) is None  # changed bytes
