@@ -51,7 +51,13 @@ RUNS = {
     "ner-scratch-ncbi": ("ner", "ncbi", "scratch", {"layers": 6, "hidden": 256, "heads": 4, "vocab_size": 16000}),
     "ner-pretrained-ncbi": ("ner", "ncbi", "encoder", {"learning_rate": 3e-4}),
     "re-pretrained-bc5cdr": ("re", "bc5cdr", "encoder", {"learning_rate": 3e-4, "relation_task": "bc5cdr-cid"}),
-    "re-pretrained-chemprot": ("re", "chemprot", "encoder", {"learning_rate": 3e-4, "relation_task": "chemprot"}),
+    # ChemProt has about four times BC5CDR's candidates: 1 epoch keeps the run near the others' time
+    "re-pretrained-chemprot": (
+        "re",
+        "chemprot",
+        "encoder",
+        {"learning_rate": 3e-4, "relation_task": "chemprot", "epochs": 1},
+    ),
 }
 
 
