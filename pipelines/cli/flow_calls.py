@@ -35,17 +35,21 @@ def nothing_to_do(what: str) -> int:
     return 0
 
 
+def report_partial_failure(exc: PartialFailure) -> int:
+    """The totals on stdout, then each failed input once on stderr, one line each; exit code 1."""
+    print(exc.summary.text(failures=False))
+    print(f"error: {exc}; fix them and rerun (done files are skipped):", file=sys.stderr)
+    for report in exc.summary.failed:  # naming the input and what went wrong
+        print(f"  {report['error']}", file=sys.stderr)
+    return 1
+
+
 def run_and_report(call: Callable[[], Any], output_hint: str | Callable[[], str]) -> int:
     """Call a flow; print its summary (and the failed inputs); 1 when any input failed, else 0."""
     try:
         summary = call()
     except PartialFailure as exc:
-        print(exc.summary.text())  # its "failed files" list names each input and what went wrong
-        print(
-            f"error: {exc} (listed above under 'failed files'); fix them and rerun: done files are skipped",
-            file=sys.stderr,
-        )
-        return 1
+        return report_partial_failure(exc)
     print(summary.text())
     print(f"\n{output_hint() if callable(output_hint) else output_hint}")
     return 0

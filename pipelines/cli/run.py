@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from corpora.errors import PartialFailure
 from pipelines.cli.checks import check_inputs, check_model_dir, check_output
+from pipelines.cli.flow_calls import report_partial_failure
 
 HELP = """\
 Run the whole pipeline on Prefect's embedded local API: ingest INPUT (default: the bundled PubMed
@@ -64,9 +64,7 @@ def run(args: argparse.Namespace) -> int:
             train_demo=args.train_demo,
         )
     except PartialFailure as exc:
-        print(exc.summary.text())
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return report_partial_failure(exc)
     for step in ("ingest", "preprocess", "annotate"):
         print(f"\n== {step}\n{results[step].text()}")
     for task, info in results["models"].items():

@@ -75,7 +75,9 @@ class RunSummary:
             )
         return rows
 
-    def text(self) -> str:
+    def text(self, failures: bool = True) -> str:
+        """The run's totals; with `failures`, each failed input's error too (the CLI prints those on
+        stderr instead, once)."""
         t = self.totals()
         lines = [
             f"{self.flow}: {t['files']} file(s): {t['written']} written, {t['skipped']} unchanged (skipped), "
@@ -90,7 +92,7 @@ class RunSummary:
             lines.append("relations: " + ", ".join(f"{k or '(untyped)'} {v}" for k, v in t["relations"].items()))
         for key, value in self.extra.items():
             lines.append(f"{key}: {value}")
-        if self.failed:
+        if self.failed and failures:
             lines.append("failed files:")
             lines.extend(f"  {r['error']}" for r in self.failed)
         return "\n".join(lines)
