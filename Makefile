@@ -12,7 +12,7 @@ OUT ?= out
 
 # `make models`: rebuild the shipped models (biomodels/shipped/) from scratch. CORPORA is a folder
 # holding the public corpora named below (see README, "Shipped models"); every test split and
-# the non-commercial DDI corpus are left out. Pretraining takes about 90 minutes on 2 CPU cores and
+# the non-commercial DDI corpus are left out. Pretraining takes about 50 minutes on 2 CPU cores and
 # checkpoints every 10 minutes: rerunning `make models` after a stop resumes where it was.
 CORPORA ?= ../shared/corpora
 MODELS_BUILD ?= build/models
