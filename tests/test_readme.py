@@ -94,3 +94,18 @@ def test_reading_and_spacy_examples_on_an_annotated_dataset(workdir: Path) -> No
     assert re.search(r"│ (Chemical|Disease)\s+│\s+\d+ │", reading)  # DuckDB's counts by type
     run_example(python_block_with('nlp.add_pipe("biomegatron_ner"'), workdir)
     assert (workdir / "my_pipeline" / "biomegatron_ner" / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.timeout(900)
+def test_pretrain_example_after_ingest_and_preprocess(workdir: Path) -> None:
+    """README's `biomed pretrain` example, on the dataset that `biomed ingest` and `biomed
+    preprocess` make of the bundled PubMed samples; no command leaves a process behind."""
+    example = re.search(r"Example: `(biomed pretrain [^`]+)`", README)
+    assert example, "README's pretrain example is gone"
+    argv = re.sub(r"\s+", " ", example.group(1)).split(" ")
+    cli = [sys.executable, "-m", "pipelines.cli"]
+    run_example("", workdir, *cli, "ingest", "corpora/samples/pubmed", "--out", "out/dataset", "--no-progress")
+    run_example("", workdir, *cli, "preprocess", "out/dataset", "--out", "out/preprocessed", "--no-progress")
+    done = run_example("", workdir, *cli, *argv[1:], "--no-progress")
+    assert "pretrained encoder: models/encoder" in done.stdout
+    assert (workdir / "models" / "encoder" / "model.safetensors").is_file()
