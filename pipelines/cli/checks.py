@@ -11,6 +11,7 @@ None of these checks import Prefect, torch or spaCy.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from pathlib import Path
@@ -94,6 +95,28 @@ def check_output(out: str, inputs: list[str] = ()) -> None:
         raise UsageError(f"--out {out}: {probe} is not writable")
 
 
+def check_paths_exist(items: list[str], option: str) -> None:
+    """Each of `option`'s values is an existing file or folder, or a glob (matched later)."""
+    for item in items:
+        if not Path(item).exists() and not any(ch in item for ch in "*?["):
+            raise UsageError(f"{option} {item}: not found")
+
+
+def check_training_model(value: str, option: str = "--model") -> None:
+    """`--model` of train/pretrain names something: scratch, default, an existing path or a preset
+    (a preset's weights are looked for later, with a message saying where to put them)."""
+    from biomodels.models.presets import PRESETS  # a table of names, no torch
+
+    if value in ("scratch", "default") or Path(value).expanduser().exists() or value in PRESETS:
+        return
+    close = difflib.get_close_matches(value, list(PRESETS), n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise UsageError(
+        f"{option} {value}: no such model folder or checkpoint file, and not a preset name; {hint}"
+        f"(presets: {', '.join(PRESETS)}; or scratch, default)"
+    )
+
+
 def check_model_output(out: str, resume: bool, overwrite: bool) -> None:
     """A training run's `--out` is new or empty, unless the user asked to continue (`--resume`) or
     to write over what is there (`--overwrite`): a finished model is never replaced by accident."""
@@ -108,4 +131,12 @@ def check_model_output(out: str, resume: bool, overwrite: bool) -> None:
     )
 
 
-__all__ = ["check_dataset", "check_inputs", "check_model_dir", "check_model_output", "check_output"]
+__all__ = [
+    "check_dataset",
+    "check_inputs",
+    "check_model_dir",
+    "check_model_output",
+    "check_output",
+    "check_paths_exist",
+    "check_training_model",
+]

@@ -13,7 +13,7 @@ import os
 from biomodels.training.config import build_config
 from biomodels.training.provenance import command_line
 from corpora.errors import ConfigError
-from pipelines.cli.checks import check_model_output
+from pipelines.cli.checks import check_model_output, check_paths_exist, check_training_model
 from pipelines.cli.train import _add_overrides, overrides_from_args
 
 PRETRAIN_HELP = """\
@@ -67,6 +67,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     config = build_config(args.config, overrides)
     command = command_line()
     rank0 = int(os.environ.get("RANK", "0")) == 0
+    check_training_model(args.model)
+    check_paths_exist(list(args.inputs), "input")
     if rank0:  # other ranks start once rank 0 has begun writing --out
         check_model_output(args.out, args.resume, args.overwrite)
     if not rank0:

@@ -14,7 +14,7 @@ from typing import Any, get_type_hints
 
 from biomodels.training.config import KEYS, TASKS, TrainConfig, build_config, option_flags
 from corpora.errors import ConfigError
-from pipelines.cli.checks import check_model_output
+from pipelines.cli.checks import check_model_output, check_paths_exist, check_training_model
 
 TRAIN_HELP = """\
 Fine-tune a Megatron-BERT model (or train a small one from scratch) for NER, relation extraction
@@ -146,6 +146,9 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
     config = build_config(args.config, overrides)
     config.resolved(args.task, scratch=args.model == "scratch")  # fail on bad values before reading any data
+    check_training_model(args.model)
+    check_paths_exist(list(args.train), "--train")
+    check_paths_exist(list(args.dev or []), "--dev")
     if _rank() == 0:  # other ranks start once rank 0 has begun writing --out
         check_model_output(args.out, args.resume, args.overwrite)
     if _rank() != 0:

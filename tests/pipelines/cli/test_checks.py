@@ -91,3 +91,16 @@ def test_training_never_replaces_a_model_by_accident(command, tmp_path, capsys) 
         "write over it, or choose another folder"
     )
     assert (out / "model.safetensors").read_bytes() == b""  # untouched
+
+
+def test_a_misspelled_preset_or_missing_training_file_is_a_usage_error(tmp_path, capsys) -> None:
+    base = ["train", "ner", "--train", PUBMED, "--out", str(tmp_path / "m")]
+    code, err = run([*base, "--model", "megatron-bert-345m-uncsed"], capsys)
+    assert code == 2 and "did you mean megatron-bert-345m-uncased?" in err
+    code, err = run(
+        ["train", "ner", "--model", "scratch", "--train", "no/such.tsv", "--out", str(tmp_path / "m")], capsys
+    )
+    assert (code, err) == (2, "error: --train no/such.tsv: not found")
+    code, err = run(["pretrain", "no/such/dataset", "--out", str(tmp_path / "e")], capsys)
+    assert (code, err) == (2, "error: input no/such/dataset: not found")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "e").exists()
