@@ -420,7 +420,7 @@ def test_missing_train_file_names_it(tmp_path):
     code, _, stderr = run_cli(
         ["train", "ner", "--model", "scratch", "--train", str(missing), "--out", str(tmp_path / "o")]
     )
-    assert code == 1 and str(missing) in stderr
+    assert code == 2 and str(missing) in stderr  # found before any data is read
 
 
 def test_model_dir_without_labels_is_a_model_error(ner_run, tmp_path):
