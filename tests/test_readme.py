@@ -79,9 +79,8 @@ def test_python_training_example_finds_entities(workdir: Path) -> None:
 
 @pytest.mark.timeout(900)
 def test_api_overview_example_runs_its_flows_and_workers_and_leaves_nothing(workdir: Path) -> None:
-    done = run_example(python_block_with("def main() -> None:"), workdir)
-    assert done.returncode == 0
-    assert sorted(p.name for p in (workdir / "out" / "ds" / "data").iterdir())  # the flow wrote shards
+    run_example(python_block_with("def main() -> None:"), workdir)
+    assert len(list((workdir / "out" / "ds" / "data").glob("*.parquet"))) == 9  # one shard per bundled PubMed file
 
 
 @pytest.mark.timeout(900)
