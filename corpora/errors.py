@@ -41,6 +41,17 @@ class InputError(BiomedError):
             where += f", record {record}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self) -> tuple:
+        """Pickle with path, message, line and record, so an error raised in a reader's child
+        process (`corpora.formats.isolated_read`) arrives in the parent as it was raised."""
+        return (_rebuild_input_error, (type(self), self.path, self.reason, self.line, self.record))
+
+
+def _rebuild_input_error(
+    cls: type[InputError], path: str, reason: str, line: int | None, record: str | None
+) -> InputError:
+    return cls(path, reason, line=line, record=record)
+
 
 class UnknownFormatError(InputError):
     """The format could not be detected from content, or the name given is not a known format."""
@@ -60,6 +71,16 @@ class EmptyInputError(InputError):
 
 class OffsetMismatchError(InputError):
     """An annotation's offsets do not select the text the annotation says it covers."""
+
+
+class DocumentTooLargeError(InputError):
+    """A document, line or declared offset goes past a size limit (`corpora.formats.limits`): refused
+    before the memory is allocated, naming the limit and the setting that raises it."""
+
+
+class ParserCrashError(InputError):
+    """A reader's child process died (a native parser crash, a signal, out of memory): this file
+    alone fails, and the message names the signal and how many records were read before it."""
 
 
 class StoreError(BiomedError):

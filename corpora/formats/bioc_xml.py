@@ -24,7 +24,8 @@ from lxml import etree
 from corpora.errors import BiomedError, EmptyInputError, EncodingError, MalformedInputError
 from corpora.formats.bioc_common import collection_info, document_from_bioc
 from corpora.formats.bioc_export import document_to_bioc, header_collection, iter_first
-from corpora.formats.textio import open_binary, open_output, sha256_file
+from corpora.formats.textio import open_limited, open_output, sha256_file
+from corpora.formats.xml_safety import PARSE_OPTIONS, refuse_entity_references
 from corpora.schema import Document, Source
 
 FORMAT = "bioc-xml"
@@ -51,17 +52,8 @@ def read_bioc_xml(path: str | Path, *, mismatch: str = "error") -> Iterator[Docu
     collection: dict[str, Any] | None = None
     count = 0
     try:
-        with open_binary(path) as fh:
-            parser = etree.iterparse(
-                fh,
-                events=("start", "end"),
-                resolve_entities=False,
-                no_network=True,
-                load_dtd=False,
-                huge_tree=True,
-                remove_comments=True,
-                remove_pis=True,
-            )
+        with open_limited(path, "one BioC document") as fh:
+            parser = etree.iterparse(fh, events=("start", "end"), **PARSE_OPTIONS)
             root: Any = None
             for event, elem in parser:
                 if event == "start":
@@ -76,13 +68,17 @@ def read_bioc_xml(path: str | Path, *, mismatch: str = "error") -> Iterator[Docu
                     continue
                 tag = elem.tag
                 if tag in header:
+                    refuse_entity_references(path, elem)
                     header[tag] = elem.text or ""
                 elif tag == "infon":
+                    refuse_entity_references(path, elem)
                     _add_infon(coll_infons, elem, path)
                 elif tag == "document":
                     if collection is None:
                         collection = collection_info(header["source"], header["date"], header["key"], coll_infons)
                     count += 1
+                    refuse_entity_references(path, elem, record=f"document #{count}")
+                    fh.mark()
                     node = _document(elem, path)
                     yield document_from_bioc(
                         node, collection, source, line=elem.sourceline, record=f"document #{count}", mismatch=mismatch

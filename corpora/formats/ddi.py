@@ -43,7 +43,8 @@ from lxml import etree
 
 from corpora.errors import EmptyInputError, EncodingError, MalformedInputError, OffsetMismatchError
 from corpora.formats.concept_ids import dump_extra
-from corpora.formats.textio import open_binary, sha256_file
+from corpora.formats.textio import open_limited, sha256_file
+from corpora.formats.xml_safety import PARSE_OPTIONS, refuse_entity_references
 from corpora.schema import Document, Entity, Metadata, Passage, Relation, Source, Span
 
 log = logging.getLogger(__name__)
@@ -63,17 +64,8 @@ def read_ddi(path: str | Path) -> Iterator[Document]:
     entity_ids: set[str] = set()
     cursor = 0
     try:
-        with open_binary(p) as fh:
-            parser = etree.iterparse(
-                fh,
-                events=("start", "end"),
-                resolve_entities=False,
-                no_network=True,
-                load_dtd=False,
-                huge_tree=True,
-                remove_comments=True,
-                remove_pis=True,
-            )
+        with open_limited(p, "the DDI document (one file)") as fh:
+            parser = etree.iterparse(fh, events=("start", "end"), **PARSE_OPTIONS)
             for event, elem in parser:
                 if event == "start":
                     if doc is None:
@@ -87,6 +79,7 @@ def read_ddi(path: str | Path) -> Iterator[Document]:
                     continue
                 if elem.getparent() is None or elem.getparent().tag != "document":
                     raise MalformedInputError(p, "<sentence> outside <document>", line=elem.sourceline, record=doc.id)
+                refuse_entity_references(p, elem, record=doc.id)
                 if doc.passages:
                     cursor += len(SEPARATOR)
                 cursor = _add_sentence(p, doc, elem, cursor, entity_ids, extra)

@@ -21,7 +21,8 @@ from pathlib import Path
 from lxml import etree
 
 from corpora.errors import EmptyInputError, EncodingError, MalformedInputError
-from corpora.formats.textio import head_bytes, open_binary
+from corpora.formats.textio import head_bytes, open_limited
+from corpora.formats.xml_safety import PARSE_OPTIONS, refuse_entity_references
 from corpora.schema import Deletion, Document, MeshTerm, Metadata, Source, passages_from_texts
 
 FORMAT = "pubmed-xml"
@@ -50,19 +51,9 @@ def read_pubmed_xml(path: Path) -> Iterator[Document | Deletion]:
     source_path = str(path)
     count = 0
     checked_root = False
-    stream = open_binary(path)
+    stream = open_limited(path, "one citation")
     try:
-        context = etree.iterparse(
-            stream,
-            events=("end",),
-            tag=_EVENT_TAGS,
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            remove_comments=True,
-            remove_pis=True,
-            collect_ids=False,
-        )
+        context = etree.iterparse(stream, events=("end",), tag=_EVENT_TAGS, collect_ids=False, **PARSE_OPTIONS)
         try:
             for _, elem in context:
                 parent = elem.getparent()
@@ -70,9 +61,11 @@ def read_pubmed_xml(path: Path) -> Iterator[Document | Deletion]:
                     _check_root(path, elem.getroottree().getroot())
                     checked_root = True
                 tag = elem.tag
+                if tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
+                    continue  # handled with its PubmedArticle (which holds the DOI/PMCID)
+                refuse_entity_references(path, elem)
+                stream.mark()
                 if tag == "MedlineCitation":
-                    if parent is not None and parent.tag == "PubmedArticle":
-                        continue  # handled with its PubmedArticle (which holds the DOI/PMCID)
                     yield _citation(path, source_path, elem, None)
                 elif tag == "PubmedArticle":
                     medline = pubmed_data = None

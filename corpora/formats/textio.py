@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from corpora.errors import EmptyInputError, EncodingError, MalformedInputError
+from corpora.errors import DocumentTooLargeError, EmptyInputError, EncodingError, MalformedInputError
+from corpora.formats.limits import LimitedStream, max_document_bytes, too_large
+from corpora.formats.limits import describe as describe_limit
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -55,18 +57,37 @@ def head_bytes(path: str | Path, n: int = 4096) -> bytes:
         raise
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+def iter_lines(
+    path: str | Path, *, max_line_bytes: int | None = None, final_newline: bool = False
+) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, line without its newline) for a UTF-8 text file, plain or gzip.
 
     A BOM is dropped; a non-UTF-8 byte raises EncodingError with its line; a truncated gzip raises
-    MalformedInputError; a file with no bytes raises EmptyInputError.
+    MalformedInputError; a file with no bytes raises EmptyInputError. Lines are read in bounded
+    pieces: one longer than `max_line_bytes` (default: the per-document limit of
+    `corpora.formats.limits`) raises DocumentTooLargeError before it is held in memory. With
+    `final_newline=True` a last line without its newline (a file cut mid-line) is a
+    MalformedInputError.
     """
+    limit = max_document_bytes() if max_line_bytes is None else max_line_bytes
     lineno = 0
     seen_any = False
     try:
         with open_binary(path) as raw:
-            for lineno, bline in enumerate(raw, start=1):
+            while True:
+                bline = raw.readline(limit + 1)
+                if not bline:
+                    break
+                lineno += 1
                 seen_any = True
+                if len(bline) > limit and not (len(bline) == limit + 1 and bline.endswith(b"\n")):
+                    raise too_large(path, f"line {lineno}", len(bline), limit, line=lineno)
+                if final_newline and not bline.endswith(b"\n") and not raw.read(1):
+                    raise MalformedInputError(
+                        path,
+                        "the last line has no newline: the file looks truncated (add one if it is whole)",
+                        line=lineno,
+                    )
                 try:
                     line = bline.decode("utf-8")
                 except UnicodeDecodeError as exc:
@@ -82,19 +103,33 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         raise EmptyInputError(path, "file is empty")
 
 
-def read_text(path: str | Path) -> str:
-    """Whole file as text (for small formats such as brat .txt); same errors as iter_lines."""
+def read_text(path: str | Path, *, max_bytes: int | None = None, what: str = "the file") -> str:
+    """Whole file as text (for small formats such as brat .txt); same errors as iter_lines.
+
+    At most `max_bytes` (default: the per-document limit) are read; a larger file raises
+    DocumentTooLargeError without being read further.
+    """
+    limit = max_document_bytes() if max_bytes is None else max_bytes
     try:
         with open_binary(path) as raw:
-            data = raw.read()
+            data = raw.read(limit + 1)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise MalformedInputError(path, f"gzip stream is truncated or corrupt ({exc})") from exc
+    if len(data) > limit:
+        raise DocumentTooLargeError(
+            path, f"{what} ({len(data):,} bytes or more) is larger than {describe_limit(limit)}"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise EncodingError(path, f"not valid UTF-8 (byte {data[exc.start]:#04x})", line=line) from exc
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def open_limited(path: str | Path, what: str = "one record") -> LimitedStream:
+    """`open_binary` behind a LimitedStream at the per-document limit (for the XML readers)."""
+    return LimitedStream(open_binary(path), path, max_document_bytes(), what)
 
 
 def text_stream(path: str | Path) -> io.TextIOWrapper:
