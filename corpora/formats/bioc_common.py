@@ -47,6 +47,7 @@ from typing import Any
 
 from corpora.errors import MalformedInputError, OffsetMismatchError
 from corpora.formats.concept_ids import dump_extra, first_mention, load_extra, parse_ids, render_id
+from corpora.formats.limits import check_offset, max_document_bytes
 from corpora.schema import (
     Abbreviation,
     Document,
@@ -97,6 +98,11 @@ class _Where:
 
     def __init__(self, path: str | Path, record: str, line: int | None) -> None:
         self.path, self.record, self.line = path, record, line
+        self.limit = max_document_bytes()
+
+    def offset(self, what: str, value: int, node: dict[str, Any] | None = None) -> None:
+        """Refuse an offset that would pad the text past the per-document limit (before padding)."""
+        check_offset(self.path, what, value, self.limit, line=_line(node, self.line), record=self.record)
 
     def malformed(self, msg: str, node: dict[str, Any] | None = None) -> MalformedInputError:
         return MalformedInputError(self.path, msg, line=_line(node, self.line), record=self.record)
@@ -116,6 +122,18 @@ def _int(value: Any, what: str, where: _Where, node: dict[str, Any]) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise where.malformed(f"{what} must be an integer, got {value!r}", node) from None
+
+
+def _text_field(value: Any, what: str, where: _Where, node: dict[str, Any]) -> str | None:
+    """A text field must be a string (or absent): `"text": 123` is malformed, not a TypeError later."""
+    if value is None or isinstance(value, str):
+        return value
+    raise where.malformed(f"{what} must be a string, got {type(value).__name__} {_clip(value)}", node)
+
+
+def _clip(value: Any, n: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def _infons(node: dict[str, Any], where: _Where) -> dict[str, str]:
@@ -212,6 +230,23 @@ def document_from_bioc(
     relations = _relations(rel_nodes, doc_id, entities, eligible, bioc, where)
 
     sentences.sort(key=lambda s: (s.start, s.end))
+    try:
+        return _with_schema(schema, doc_id, source, passages, entities, relations, sentences, bioc)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise where.malformed(f"infon {SCHEMA_INFON} does not describe a document ({exc})", node) from None
+
+
+def _with_schema(
+    schema: dict[str, Any],
+    doc_id: str,
+    source: Source,
+    passages: list[Passage],
+    entities: list[Entity],
+    relations: list[Relation],
+    sentences: list[Span],
+    bioc: dict[str, Any],
+) -> Document:
+    """The Document, with what a `biomed:schema` infon carried over from our own writer."""
     extra: dict[str, Any] = {}
     if schema.get("extra"):
         extra = load_extra(schema["extra"]) if isinstance(schema["extra"], str) else dict(schema["extra"])
@@ -287,18 +322,20 @@ def _passage(
     offset = _int(pnode.get("offset"), "passage offset", where, pnode)
     if offset < 0:
         raise where.malformed(f"passage offset {offset} is negative", pnode)
+    where.offset("passage offset", offset, pnode)
     infons = _infons(pnode, where)
     ptype = infons.pop("type", None)
     if ptype is None:
         ptype = infons.pop("section_type", "")
     if infons:
         bioc.setdefault("passages", {})[pid] = infons
-    text = pnode.get("text") or ""
+    text = _text_field(pnode.get("text"), "passage text", where, pnode) or ""
     snodes = _list(pnode, "sentences", where)
     placed: list[tuple[int, str, dict[str, Any]]] = []
     for snode in snodes:
         soff = _int(snode.get("offset"), "sentence offset", where, snode)
-        placed.append((soff, snode.get("text") or "", snode))
+        where.offset("sentence offset", soff, snode)
+        placed.append((soff, _text_field(snode.get("text"), "sentence text", where, snode) or "", snode))
     if placed and not text:
         parts: list[str] = []
         cursor = offset
@@ -360,7 +397,7 @@ def _entities(
             offsets.append([start, start + length])
         parts = [text[s:e] for s, e in offsets]
         joined = " ".join(parts)
-        given = anode.get("text")
+        given = _text_field(anode.get("text"), f"annotation {aid} text", where, anode)
         record: dict[str, Any] = {}
         if given is not None and given != joined:
             if squash_space(given) != squash_space(joined):

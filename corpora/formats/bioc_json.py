@@ -13,14 +13,16 @@ Tested in `tests/corpora/formats/test_bioc_xml.py`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
-from corpora.errors import MalformedInputError
+from corpora.errors import DocumentTooLargeError, MalformedInputError
 from corpora.formats.bioc_common import collection_info, document_from_bioc
 from corpora.formats.bioc_export import document_to_bioc, header_collection, iter_first
+from corpora.formats.limits import COLLECTION_ENV, max_collection_bytes
 from corpora.formats.textio import iter_lines, open_output, read_text, sha256_file
 from corpora.schema import Document, Source
 
@@ -33,11 +35,8 @@ def read_bioc_json(path: str | Path, *, mismatch: str = "error") -> Iterator[Doc
     if _is_json_lines(path):
         yield from _read_lines(path, source, mismatch)
         return
-    text = read_text(path)
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedInputError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
+    text = read_text(path, max_bytes=max_collection_bytes(), what="the JSON collection", env=COLLECTION_ENV)
+    obj = _parse(text, path)
     del text
     collection: dict[str, Any] = {}
     if isinstance(obj, dict) and "documents" in obj:
@@ -72,13 +71,57 @@ def read_bioc_json(path: str | Path, *, mismatch: str = "error") -> Iterator[Doc
         yield document_from_bioc(node, collection, source, record=f"document #{count}", mismatch=mismatch)
 
 
+def _parse(text: str, path: str | Path, line: int | None = None) -> Any:
+    """json.loads with its failures as MalformedInputError: syntax (with line and column), nesting
+    too deep for the parser (RecursionError), and strings holding a lone UTF-16 surrogate
+    (`"\\ud800"` is valid JSON but not Unicode, and fails later when the text is written)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = exc.lineno if line is None else line
+        raise MalformedInputError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", line=where) from None
+    except RecursionError:
+        raise MalformedInputError(path, "JSON nested too deeply to parse (thousands of levels)", line=line) from None
+    if _SURROGATE_ESCAPE.search(text):
+        _check_unicode(obj, path, line)
+    return obj
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_unicode(obj: Any, path: str | Path, line: int | None) -> None:
+    """Raise MalformedInputError for the first string (or key) that is not encodable Unicode."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = f"\\u{ord(item[exc.start]):04x}"
+                raise MalformedInputError(
+                    path, f"a string holds a lone surrogate ({bad}): not valid Unicode text", line=line
+                ) from None
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
 def _is_json_lines(path: str | Path) -> bool:
-    with closing(iter_lines(path)) as lines:
-        return _first_is_document(lines)
+    """JSON lines when the first non-blank line is a whole document; a first line longer than the
+    per-document limit cannot be one (a collection written on one line), so it is read as a collection."""
+    try:
+        with closing(iter_lines(path)) as lines:
+            return _first_is_document(lines)
+    except DocumentTooLargeError:
+        return False
 
 
 def _first_is_document(lines: Iterator[tuple[int, str]]) -> bool:
@@ -87,7 +130,7 @@ def _first_is_document(lines: Iterator[tuple[int, str]]) -> bool:
             continue
         try:
             first = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return False
         return isinstance(first, dict) and "passages" in first and "documents" not in first
     return False
@@ -97,10 +140,7 @@ def _read_lines(path: str | Path, source: Source, mismatch: str) -> Iterator[Doc
     for lineno, line in iter_lines(path):
         if not line.strip():
             continue
-        try:
-            node = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MalformedInputError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", line=lineno) from None
+        node = _parse(line, path, lineno)
         if not isinstance(node, dict):
             raise MalformedInputError(path, "a JSON line must hold one BioC document object", line=lineno)
         yield document_from_bioc(node, {}, source, line=lineno, mismatch=mismatch)

@@ -30,13 +30,18 @@ Lines of the `.ann` (tab-separated; a blank line is skipped, any other prefix is
   "notes": [{"id", "type", "target", "text"}], "events": [{"id", "type", "trigger", "arguments":
   [[role, id], ...]}]}}` (only the non-empty lists).
 
-Ids that repeat or point at nothing are a `MalformedInputError` naming the `.ann` and line.
+Ids that repeat or point at nothing are a `MalformedInputError` naming the `.ann` and line. An
+`.ann` whose last line has no newline is read with a warning unless that line checks itself (a `T`
+line with its text column): a cut line cannot be told from a whole one, and files written by hand
+(the bundled `example1.ann`) often end that way. The `.txt` and the `.ann` are each bounded by the
+per-document limit (`corpora.formats.limits`).
 `source.sha256` hashes the `.ann` only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +50,8 @@ from pathlib import Path
 from corpora.errors import InputError, MalformedInputError, OffsetMismatchError
 from corpora.formats.textio import read_text, sha256_file
 from corpora.schema import Document, Entity, Metadata, Normalization, Passage, Relation, Source
+
+log = logging.getLogger(__name__)
 
 FORMAT_NAME = "brat"
 _SPAN = re.compile(r"^(\d+) (\d+)$")
@@ -90,7 +97,9 @@ def read_brat(path: str | Path) -> Iterator[Document]:
     extra: dict[str, list] = {"attributes": [], "equivalences": [], "notes": [], "events": []}
     pending = _Pending()
     ids: set[str] = set()
-    for lineno, line in enumerate(read_text(ann).split("\n"), start=1):
+    ann_text = read_text(ann)
+    _check_last_line(ann, ann_text)
+    for lineno, line in enumerate(ann_text.split("\n"), start=1):
         line = line.rstrip("\r")
         if not line.strip():
             continue
@@ -144,6 +153,23 @@ def read_brat(path: str | Path) -> Iterator[Document]:
     if kept:
         doc.metadata = Metadata(extra=json.dumps({"brat": kept}))
     yield doc
+
+
+def _check_last_line(ann: Path, text: str) -> None:
+    """A last line without its newline may be a cut one. A `T` line with its text column checks
+    itself (its offsets must select that text); any other kind (an id `T1` cut from `T12`, a
+    normalization id, a note) cannot, so it is read with a warning naming the line."""
+    if not text or text.endswith("\n"):
+        return
+    last = text.rsplit("\n", 1)[-1].rstrip("\r")
+    if last.startswith("T") and last.count("\t") >= 2:
+        return
+    log.warning(
+        "%s, line %d: the last line has no newline, so a cut file cannot be told apart; check that it is whole: %r",
+        ann,
+        text.count("\n") + 1,
+        last[:80],
+    )
 
 
 def _role_arg(ann: Path, line: int, item: str) -> tuple[str, str]:

@@ -10,6 +10,10 @@ Reading rules (`read_conll`):
 - Columns are split on tabs when the line has one, else on runs of whitespace; the first column is
   the token and the last the tag, any columns between are ignored. A line with one column (other
   than `-DOCSTART-`) or an empty token or tag is a `MalformedInputError` naming file and line.
+- The last line must end with a newline: a file cut mid-line (a tag `B-Dis` cut from `B-Disease`
+  would still parse) is a `MalformedInputError`, as in PubTator. One Document (a sentence, or a
+  `-DOCSTART-` block) larger than the per-document limit (`corpora.formats.limits`) is a
+  `DocumentTooLargeError`.
 - A blank (or whitespace-only) line ends a sentence. A line whose first column is `-DOCSTART-`
   (with or without a tag) starts a new document.
 - Without any `-DOCSTART-` line (NCBI-disease and BC5CDR MTL files) each sentence is its own
@@ -44,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpora.errors import EmptyInputError, MalformedInputError
+from corpora.formats.limits import max_document_bytes, too_large
 from corpora.formats.textio import iter_lines, sha256_file
 from corpora.schema import Document, Entity, Metadata, Source, Span, passages_from_texts
 
@@ -91,7 +96,12 @@ def _groups(p: Path) -> Iterator[tuple[bool, list[_Sentence]]]:
     block: list[_Sentence] = []
     sentence = _Sentence()
     seen_token = False
-    for lineno, raw in iter_lines(p):
+    limit = max_document_bytes()
+    size = 0  # bytes of the Document being collected (its sentence, or its -DOCSTART- block)
+    for lineno, raw in iter_lines(p, final_newline=True):
+        size += len(raw) + 1
+        if size > limit:
+            raise too_large(p, "one document (a sentence, or a -DOCSTART- block)", size, limit, line=lineno)
         cols = raw.split("\t") if "\t" in raw else raw.split()
         token = cols[0].strip() if cols else ""
         if not raw.strip() or token == DOCSTART:
@@ -100,12 +110,14 @@ def _groups(p: Path) -> Iterator[tuple[bool, list[_Sentence]]]:
                     block.append(sentence)
                 else:
                     yield False, [sentence]
+                    size = 0
                 sentence = _Sentence()
             if token == DOCSTART:
                 if block:
                     yield True, block
                 block = []
                 docstart_mode = True
+                size = 0
             continue
         if len(cols) < 2:
             raise MalformedInputError(p, f"line has one column ({raw.strip()!r}); expected token and tag", line=lineno)

@@ -51,6 +51,7 @@ from corpora.formats.concept_ids import (
     render_id,
     render_ids,
 )
+from corpora.formats.limits import max_document_bytes, too_large
 from corpora.formats.textio import is_gzip, iter_lines, open_output, sha256_file
 from corpora.schema import Document, Entity, Metadata, Normalization, Relation, Source, passages_from_texts
 
@@ -80,8 +81,13 @@ def read_pubtator(path: str | Path) -> Iterator[Document]:
     source = Source(path=str(path), sha256=sha256_file(path), format=FORMAT)
     doc: _Pending | None = None
     last_line = 0
+    limit = max_document_bytes()
+    doc_size = 0
     for lineno, line in iter_lines(path):
         last_line = lineno
+        doc_size += len(line) + 1
+        if doc is not None and doc_size > limit:
+            raise too_large(path, f"document {doc.pmid} (from line {doc.title_line})", doc_size, limit, line=lineno)
         if not line.strip():
             if doc is not None:
                 yield _finish(doc, path, source)
@@ -98,6 +104,7 @@ def read_pubtator(path: str | Path) -> Iterator[Document]:
                         )
                     yield _finish(doc, path, source)
                 doc = _Pending(pmid, lineno, body)
+                doc_size = len(line) + 1
             else:
                 if doc is None or doc.pmid != pmid:
                     raise MalformedInputError(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from corpora.errors import DocumentTooLargeError, EmptyInputError, EncodingError, MalformedInputError
-from corpora.formats.limits import LimitedStream, max_document_bytes, too_large
+from corpora.formats.limits import DOCUMENT_ENV, LimitedStream, max_document_bytes, too_large
 from corpora.formats.limits import describe as describe_limit
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -103,7 +103,9 @@ def iter_lines(
         raise EmptyInputError(path, "file is empty")
 
 
-def read_text(path: str | Path, *, max_bytes: int | None = None, what: str = "the file") -> str:
+def read_text(
+    path: str | Path, *, max_bytes: int | None = None, what: str = "the file", env: str = DOCUMENT_ENV
+) -> str:
     """Whole file as text (for small formats such as brat .txt); same errors as iter_lines.
 
     At most `max_bytes` (default: the per-document limit) are read; a larger file raises
@@ -117,7 +119,7 @@ def read_text(path: str | Path, *, max_bytes: int | None = None, what: str = "th
         raise MalformedInputError(path, f"gzip stream is truncated or corrupt ({exc})") from exc
     if len(data) > limit:
         raise DocumentTooLargeError(
-            path, f"{what} ({len(data):,} bytes or more) is larger than {describe_limit(limit)}"
+            path, f"{what} ({len(data):,} bytes or more) is larger than {describe_limit(limit, env)}"
         )
     try:
         text = data.decode("utf-8")

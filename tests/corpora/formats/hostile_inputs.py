@@ -8,7 +8,6 @@ built in milliseconds, without ever holding more than 1 MiB in this process.
 from __future__ import annotations
 
 import gzip
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -38,20 +37,3 @@ def write_gzip_parts(path: Path, parts: Iterable[bytes | tuple[bytes, int]]) -> 
 def repeated(byte: bytes, mib: int) -> tuple[bytes, int]:
     """`mib` MiB of `byte`, as a part for write_gzip_parts."""
     return (byte * MIB, mib)
-
-
-def gunzipped_size(path: Path) -> int:
-    """Decompressed size, streamed (for checking a builder, not for the readers)."""
-    total = 0
-    d = zlib.decompressobj(wbits=31)
-    with open(path, "rb") as fh:
-        data = fh.read(MIB)
-        while data:
-            out = d.decompress(data)
-            total += len(out)
-            while d.eof:
-                rest = d.unused_data
-                d = zlib.decompressobj(wbits=31)
-                total += len(d.decompress(rest))
-            data = fh.read(MIB)
-    return total

@@ -188,3 +188,26 @@ def test_malformed_ann_lines_name_file_and_line(tmp_path: Path, lineno: int, new
         list(read_brat(ann))
     assert (info.value.path, info.value.line) == (str(ann), lineno)
     assert words in str(info.value)
+
+
+def test_a_last_line_without_newline_is_read_with_a_warning(tmp_path: Path, caplog) -> None:
+    """Issue 14.7: `N1 Reference T1 db:P6` cut from `db:P60568` was read silently; now the reader
+    says so (a cut line cannot be told from a whole one, and hand-written files end like that)."""
+    ann = _pair(tmp_path, "IL-2 binds.\n", "T1\tProtein 0 4\tIL-2\nN1\tReference T1 UniProt:P6")
+    with caplog.at_level("WARNING", logger="corpora.formats.brat"):
+        (doc,) = read_brat(ann)
+    assert doc.entities[0].normalized[0].db_id == "P6"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{ann}, line 2: the last line has no newline, so a cut file cannot be told apart; check that it is "
+        "whole: 'N1\\tReference T1 UniProt:P6'"
+    ]
+
+
+def test_a_last_t_line_checks_itself(tmp_path: Path, caplog) -> None:
+    ann = _pair(tmp_path, "IL-2 binds.\n", "T1\tProtein 0 4\tIL-")
+    with pytest.raises(OffsetMismatchError, match="line 1"):
+        list(read_brat(ann))
+    ann.write_text("T1\tProtein 0 4\tIL-2", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="corpora.formats.brat"):
+        (doc,) = read_brat(ann)
+    assert doc.entities[0].text == ["IL-2"] and caplog.records == []

@@ -221,3 +221,13 @@ def test_writer_refuses_entities_off_token_boundaries(tmp_path: Path) -> None:
     with pytest.raises(MalformedInputError, match="token boundaries"):
         write_conll([doc], out)
     assert not out.exists() and not (tmp_path / "out.tsv.tmp").exists()
+
+
+def test_a_last_line_cut_mid_tag_is_refused(tmp_path: Path) -> None:
+    """Issue 14.7: `B-Dis` cut from `B-Disease` parsed as a Dis entity, silently."""
+    f = _write(tmp_path, "cut.tsv", "Aspirin\tB-Chemical\nfor\tO\nfever\tB-Dis")
+    with pytest.raises(MalformedInputError, match="line 3: the last line has no newline: the file looks truncated"):
+        list(read_conll(f))
+    f.write_text("Aspirin\tB-Chemical\nfor\tO\nfever\tB-Disease\n", encoding="utf-8")
+    (doc,) = read_conll(f)
+    assert [(e.type, e.text) for e in doc.entities] == [("Chemical", ["Aspirin"]), ("Disease", ["fever"])]
