@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 import pytest
 
 from corpora.errors import MalformedInputError
@@ -25,9 +28,23 @@ class FinishedState:
         (OSError(5, "Input/output error"), True),
         (TimeoutError("mount busy"), True),  # an OSError subclass
         (MalformedInputError("x.xml", "malformed XML", line=3), False),
+        (OSError(errno.ENAMETOOLONG, "File name too long"), False),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), False),
+        (PermissionError(errno.EACCES, "Permission denied"), False),
+        (IsADirectoryError(errno.EISDIR, "Is a directory"), False),
+        (OSError(errno.EAGAIN, "Resource temporarily unavailable"), True),
+        (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), True),
         (ValueError("a bug"), False),
         (None, False),
     ],
 )
 def test_only_transient_io_is_retried(error: BaseException | None, retried: bool) -> None:
     assert is_transient(None, None, FinishedState(error)) is retried
+
+
+def test_a_249_character_file_name_is_not_retried(tmp_path: Path) -> None:
+    """Issue 14.11: the real error of a too-long name (Errno 36) was retried as transient."""
+    with pytest.raises(OSError) as info:
+        (tmp_path / ("n" * 249 + ".xml.gz")).open("wb").close()
+    assert info.value.errno == errno.ENAMETOOLONG
+    assert is_transient(None, None, FinishedState(info.value)) is False
