@@ -18,6 +18,7 @@ from corpora.dataset.shard_report import ShardReport, report_if_current
 from corpora.dataset.store import DatasetStore, shard_name_for
 from corpora.dataset.versioning import code_version
 from corpora.errors import ConfigError, EmptyInputError
+from corpora.formats.isolated_read import read_records
 from corpora.formats.registry import companion_files, detect_format, get_reader
 from corpora.formats.textio import sha256_file
 from corpora.schema import Deletion, Document
@@ -62,7 +63,7 @@ def ingest_file(
         log.info("%s unchanged: skipped", src)
         return skipped
 
-    reader = functools.partial(get_reader(name), **options)
+    reader = functools.partial(read_records, fmt=name, options=options)  # XML in a child process
     deletions: list[str] = []
 
     def documents() -> Any:

@@ -1,0 +1,166 @@
+"""Reading in a child process: same records as in-process, errors and warnings carried over, and a
+native crash (a real SIGSEGV here) failing the one file with a ParserCrashError."""
+
+from __future__ import annotations
+
+import ctypes
+import faulthandler
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corpora.errors import DocumentTooLargeError, MalformedInputError, ParserCrashError
+from corpora.formats import isolated_read
+from corpora.formats.isolated_read import MEMORY_ENV, read_records
+from corpora.formats.registry import get_reader
+from corpora.schema import Deletion, Document
+from tests.helpers.paths import ROOT
+
+SAMPLES = ROOT / "corpora" / "samples"
+MEDLINE16 = SAMPLES / "pubmed" / "medline16n0902.xml.gz"
+CDR_XML = SAMPLES / "bc5cdr" / "CDR_train_sample.BioC.xml"
+
+
+def _children() -> list[int]:
+    """Child processes of this process that are still there (zombies included)."""
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize(("path", "fmt"), [(MEDLINE16, "pubmed-xml"), (CDR_XML, "bioc-xml")])
+def test_isolated_records_equal_in_process_records(path: Path, fmt: str) -> None:
+    here = list(get_reader(fmt)(path))
+    there = list(read_records(path, fmt))
+    assert len(there) == len(here) > isolated_read.BATCH_SIZE or fmt == "bioc-xml"
+    assert there == here
+    assert any(isinstance(r, Document) for r in there)
+    assert _children() == []
+
+
+def test_text_formats_are_read_in_process(monkeypatch) -> None:
+    monkeypatch.setattr(isolated_read.os, "fork", lambda: pytest.fail("forked for a pure-Python reader"))
+    docs = list(read_records(SAMPLES / "ncbi-disease" / "NCBI_devel_sample.PubTator.txt", "pubtator"))
+    assert docs and docs[0].entities
+
+
+def test_an_input_error_arrives_with_its_path_line_and_record(tmp_path: Path) -> None:
+    f = tmp_path / "bad.xml"
+    f.write_bytes(b"<collection><document><id>1</id>\n<passage><offset>x</offset></passage></document></collection>")
+    with pytest.raises(MalformedInputError) as info:
+        list(read_records(f, "bioc-xml"))
+    assert (info.value.path, info.value.line, info.value.record) == (str(f), 2, "1")
+    assert str(info.value) == f"{f}, line 2, record 1: passage offset must be an integer, got 'x'"
+
+
+def test_warnings_of_the_reader_reach_the_parent(tmp_path: Path) -> None:
+    text = CDR_XML.read_text(encoding="utf-8").replace(
+        '<location offset="49" length="9"/>', '<location offset="48" length="9"/>', 1
+    )
+    f = tmp_path / "skip.xml"
+    f.write_text(text, encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        docs = list(read_records(f, "bioc-xml", {"mismatch": "skip"}))
+    assert len(docs) == len(list(get_reader("bioc-xml")(CDR_XML)))
+    assert [str(w.message).split(": ", 1)[1] for w in caught] == [
+        "annotation 1 locations [[48, 57]] select [' clonidin'], but the annotation text is 'clonidine'; skipped"
+    ]
+
+
+def _crashing_reader(path: Path) -> Iterator[Deletion]:
+    """Yields 300 records (more than one batch), then dies as libxml2 did on the issue's bomb."""
+    for i in range(300):
+        yield Deletion(str(i))
+    faulthandler.disable()  # (in the child) no traceback dump in the test output
+    ctypes.string_at(0)  # a real SIGSEGV
+
+
+def test_a_native_crash_fails_the_file_alone(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(isolated_read, "get_reader", lambda fmt: _crashing_reader)
+    f = tmp_path / "crash.xml"
+    f.write_bytes(b"<x/>")
+    seen = []
+    with pytest.raises(ParserCrashError) as info:
+        for record in read_records(f, "pubmed-xml"):
+            seen.append(record)
+    assert len(seen) == isolated_read.BATCH_SIZE  # the full batch before the crash arrived
+    assert str(info.value) == (
+        f"{f}: the reader's process was killed by SIGSEGV after 256 records (a crash in the native parser, or "
+        "out of memory); this file is refused, the others are read"
+    )
+    assert _children() == []
+    monkeypatch.undo()
+    assert list(read_records(MEDLINE16, "pubmed-xml"))  # this process, and the next file, are fine
+
+
+def _hungry_reader(path: Path) -> Iterator[Document]:
+    yield from ()
+    bytearray(8 << 30)  # 8 GiB: refused by the child's address-space cap before any page is touched
+
+
+def test_the_child_runs_under_a_memory_cap(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(isolated_read, "get_reader", lambda fmt: _hungry_reader)
+    monkeypatch.setenv(MEMORY_ENV, "512")
+    with pytest.raises(DocumentTooLargeError, match=r"ran out of memory after 0 records"):
+        list(read_records(tmp_path / "x.xml", "ddi-xml"))
+
+
+def test_stopping_early_ends_the_child(tmp_path: Path) -> None:
+    records = read_records(MEDLINE16, "pubmed-xml")
+    first = next(records)
+    assert isinstance(first, Document | Deletion)
+    assert len(_children()) == 1
+    records.close()
+    assert _children() == []
+
+
+def test_an_unexpected_error_keeps_the_childs_traceback(monkeypatch, tmp_path: Path) -> None:
+    def broken(path: Path) -> Iterator[Document]:
+        yield from ()
+        raise KeyError("oops")
+
+    monkeypatch.setattr(isolated_read, "get_reader", lambda fmt: broken)
+    with pytest.raises(RuntimeError, match=r"the KeyError below was raised in the reader's process\n(.|\n)*'oops'"):
+        list(read_records(tmp_path / "x.xml", "pubmed-xml"))
+
+
+def test_ingest_goes_on_after_a_crashing_file_and_a_bomb(monkeypatch, tmp_path: Path) -> None:
+    """Issue 14.1: `biomed ingest bomb.xml.gz good.xml` exited 139. Here the bomb is refused at the
+    limit, a (simulated) native crash fails its file alone, and the good file is written."""
+    from corpora.dataset.ingest import ingest_file
+    from tests.corpora.formats.hostile_inputs import repeated, write_gzip_parts
+
+    out = tmp_path / "ds"
+    bomb = write_gzip_parts(
+        tmp_path / "bomb.xml.gz",
+        [
+            b'<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID><Article><Abstract><AbstractText Label="',
+            repeated(b"A", 2048),
+            b'">x</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle></PubmedArticleSet>',
+        ],
+    )
+    with pytest.raises(DocumentTooLargeError, match="per-document limit of 20 MB"):
+        ingest_file(bomb, out, fmt="pubmed-xml")
+    real_get_reader = isolated_read.get_reader
+    monkeypatch.setattr(
+        isolated_read, "get_reader", lambda fmt: _crashing_reader if fmt == "ddi-xml" else real_get_reader(fmt)
+    )
+    with pytest.raises(ParserCrashError, match="killed by SIGSEGV"):
+        ingest_file(bomb, out, fmt="ddi-xml")
+    report = ingest_file(MEDLINE16, out)
+    assert report.status == "written"
+    assert report.documents == len([r for r in get_reader("pubmed-xml")(MEDLINE16) if isinstance(r, Document)])
+    assert _children() == []
