@@ -18,7 +18,7 @@ from corpora.dataset.shard_report import ShardReport, report_if_current
 from corpora.dataset.store import DatasetStore, shard_name_for
 from corpora.dataset.versioning import code_version
 from corpora.errors import ConfigError, EmptyInputError
-from corpora.formats.isolated_read import read_records
+from corpora.formats.isolated_read import isolate_native_formats, read_records
 from corpora.formats.registry import companion_files, detect_format, get_reader
 from corpora.formats.textio import sha256_file
 from corpora.schema import Deletion, Document
@@ -40,6 +40,7 @@ def reader_options(fmt: str, on_mismatch: str) -> dict[str, str]:
     return {"mismatch": on_mismatch}
 
 
+@isolate_native_formats  # XML is parsed in a child process: a native crash fails this file alone
 def ingest_file(
     path: str | Path, out_dir: str | Path, fmt: str = "auto", force: bool = False, on_mismatch: str = "error"
 ) -> ShardReport:
@@ -63,7 +64,7 @@ def ingest_file(
         log.info("%s unchanged: skipped", src)
         return skipped
 
-    reader = functools.partial(read_records, fmt=name, options=options)  # XML in a child process
+    reader = functools.partial(read_records, fmt=name, options=options, isolate=False)  # MemoryError named
     deletions: list[str] = []
 
     def documents() -> Any:

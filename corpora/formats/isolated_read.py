@@ -1,27 +1,32 @@
-"""Reading one input file in a child process, so that a crash of a native parser fails that file alone.
+"""Running native XML parsing in a child process, so that a crash of the parser fails that file alone.
 
 The XML readers hand the bytes to libxml2 (through lxml). The size limits of
 `corpora.formats.limits` keep the known bombs away from it, but a crash inside native code
 (SIGSEGV, abort) would still take down the whole `biomed ingest` run, with no summary and no
-manifest. `read_records` therefore reads those formats (`ISOLATED_FORMATS`) in a forked child:
+manifest. So the formats parsed by native code (`ISOLATED_FORMATS`) are handled in a forked child:
 
-- The child runs the format's reader and sends the records back over a pipe in batches of
-  `BATCH_SIZE` (pickled), so the parent holds at most one batch of the file and the child waits
-  while the parent writes. Warnings and log records of the reader (the DDI offset fix-ups, BioC's
-  skipped annotations) travel with the batches and are re-issued in the parent.
-- An error the reader raises on purpose (`InputError` and the rest of `corpora.errors`) arrives in
-  the parent as it was raised. A child that dies (a signal, or running out of the address space
-  `BIOMED_READER_MEMORY_MB` allows it beyond what the fork already maps, default 4096) gives a
-  `ParserCrashError` naming the signal and how many records came before it; a child that sends
-  nothing for `BIOMED_READER_IDLE_S` seconds (default 600) is killed and reported the same way.
-  The run goes on with the other files.
+- `isolate_native_formats` decorates `corpora.dataset.ingest.ingest_file`: for those formats the
+  whole ingest of the file (read, validate, write the shard atomically) runs in the child and only
+  its report comes back. Nothing per record crosses the pipe, so the cost is one fork per file
+  (sending every Document back instead cost 70-90% on the ingest benchmark: unpickling 30,000
+  Documents takes longer than parsing them). A file that kills its child leaves at most a staging
+  file, which the next run clears, never a half shard.
+- `read_records` streams the records of one file from a child (in batches of `BATCH_SIZE`), for
+  callers that need the Documents themselves.
+- An error raised on purpose (`corpora.errors`) arrives in the parent as it was raised; any other
+  exception arrives as a RuntimeError carrying the child's traceback. Warnings and the records of
+  the `corpora` loggers are re-issued in the parent. A child that dies (a signal, or running out
+  of the address space `BIOMED_READER_MEMORY_MB` allows it beyond what the fork already maps, no
+  cap by default) gives a `ParserCrashError` naming the signal; one that sends nothing for
+  `BIOMED_READER_IDLE_S` seconds (default 3600) is killed and reported the same way. The run
+  goes on with the other files.
 - The child is a plain `os.fork()`: no new interpreter, no re-import of the user's script (which
   forkserver and spawn would do), and it works inside daemonic workers (Dask), where
   `multiprocessing` may not start children. It resets SIGINT/SIGTERM to their defaults and leaves
   with `os._exit`, so none of the parent's handlers or exit hooks run in it.
 
 Pure-Python readers (PubTator, CoNLL, ChemProt, brat, BioC JSON) cannot crash the interpreter and
-run in the calling process, bounded by the same limits; a `MemoryError` there becomes a
+run in the calling process, bounded by the same limits; a `MemoryError` while reading becomes a
 `DocumentTooLargeError` naming the file instead of an empty `MemoryError`. The cost of isolation
 on the ingest benchmark is in benchmarks/RESULTS.md ("Hostile input: readers").
 
@@ -30,6 +35,8 @@ Tested in `tests/corpora/formats/test_isolated_read.py`.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import resource
@@ -37,23 +44,64 @@ import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from corpora.errors import BiomedError, ConfigError, DocumentTooLargeError, ParserCrashError
-from corpora.formats.registry import Record, get_reader
+from corpora.formats.registry import Record, detect_format, get_reader
 
 ISOLATED_FORMATS = frozenset({"pubmed-xml", "bioc-xml", "ddi-xml"})
 BATCH_SIZE = 256
 MEMORY_ENV = "BIOMED_READER_MEMORY_MB"
 IDLE_ENV = "BIOMED_READER_IDLE_S"
-DEFAULT_MEMORY_MB = 4096
-DEFAULT_IDLE_S = 600.0
+DEFAULT_IDLE_S = 3600.0
 
-log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def needs_isolation(path: str | Path, fmt: str = "auto") -> bool:
+    """True when `path` is read by native code (ISOLATED_FORMATS) and this platform can fork."""
+    if not hasattr(os, "fork"):
+        return False
+    name = detect_format(path) if fmt == "auto" else fmt
+    return name in ISOLATED_FORMATS
+
+
+def isolate_native_formats(func: Callable[..., T]) -> Callable[..., T]:
+    """Run `func(path, ..., fmt=...)` in a child process when `path` needs isolation (see
+    `needs_isolation`); its return value (picklable) or error comes back."""
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        path = Path(bound.arguments["path"])
+        try:
+            isolate = needs_isolation(path, bound.arguments.get("fmt", "auto"))
+        except BiomedError:
+            isolate = False  # the function reports a file it cannot detect, in this process
+        if not isolate:
+            return func(*args, **kwargs)
+        return run_in_child(path, func, *args, **kwargs)
+
+    return wrapper
+
+
+def run_in_child(source: Path, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`func(*args, **kwargs)` in a forked child; its result or error is returned or raised here
+    (`source`, the input file, names the file in a ParserCrashError)."""
+
+    def work(send: Callable[[str, Any], None]) -> None:
+        send("done", func(*args, **kwargs))
+
+    for kind, payload in _child_messages(source, work):
+        if kind == "done":
+            return payload
+    raise AssertionError("unreachable: the child ends with done or an error")
 
 
 def read_records(
@@ -61,13 +109,29 @@ def read_records(
 ) -> Iterator[Record]:
     """Stream the records of `path` read by the `fmt` reader (with `options`), in a child process
     when `isolate` is true (default: when the format is parsed by native code, ISOLATED_FORMATS)."""
+    p = Path(path)
     opts = dict(options or {})
     if isolate is None:
         isolate = fmt in ISOLATED_FORMATS
-    if isolate and hasattr(os, "fork"):
-        yield from _read_in_child(Path(path), fmt, opts)
-    else:
-        yield from _read_here(Path(path), fmt, opts)
+    if not (isolate and hasattr(os, "fork")):
+        yield from _read_here(p, fmt, opts)
+        return
+    get_reader(fmt)  # import the reader here, once, rather than in every child
+
+    def work(send: Callable[[str, Any], None]) -> None:
+        batch: list[Record] = []
+        for record in get_reader(fmt)(p, **opts):
+            batch.append(record)
+            if len(batch) >= BATCH_SIZE:
+                send("records", batch)
+                batch = []
+        if batch:
+            send("records", batch)
+        send("done", None)
+
+    for kind, payload in _child_messages(p, work):
+        if kind == "records":
+            yield from payload
 
 
 def _read_here(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[Record]:
@@ -80,15 +144,15 @@ def _read_here(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[Record
         raise _out_of_memory(path, count) from None
 
 
-def _out_of_memory(path: Path, count: int) -> DocumentTooLargeError:
+def _out_of_memory(path: Path, count: int | None) -> DocumentTooLargeError:
+    after = f" after {count} records" if count is not None else ""
     return DocumentTooLargeError(
         path,
-        f"ran out of memory after {count} records: a record is too large for the memory available "
-        "(see BIOMED_MAX_DOCUMENT_MB)",
+        f"ran out of memory{after}: a record is too large for the memory available (see BIOMED_MAX_DOCUMENT_MB)",
     )
 
 
-def _setting(env: str, default: float) -> float:
+def _setting(env: str, default: float | None) -> float | None:
     raw = os.environ.get(env, "").strip()
     if not raw:
         return default
@@ -101,24 +165,24 @@ def _setting(env: str, default: float) -> float:
     return value
 
 
-def _read_in_child(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[Record]:
-    memory = int(_setting(MEMORY_ENV, DEFAULT_MEMORY_MB) * (1 << 20))
-    idle = _setting(IDLE_ENV, DEFAULT_IDLE_S)
-    get_reader(fmt)  # import the reader here, once, rather than in every child
+def _child_messages(path: Path, work: Callable[[Callable[[str, Any], None]], None]) -> Iterator[tuple[str, Any]]:
+    """Fork; the child runs `work(send)`. Yield what it sends until "done"; raise what it raises
+    (or a ParserCrashError when it dies). The child is killed if the caller stops early."""
+    memory_mb = _setting(MEMORY_ENV, None)
+    idle = _setting(IDLE_ENV, DEFAULT_IDLE_S) or DEFAULT_IDLE_S
     receiver, sender = Pipe(duplex=False)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         receiver.close()
-        _child(path, fmt, options, sender, memory)
+        _child(path, work, sender, memory_mb)
     sender.close()
     count = 0
     finished = False
     try:
         while True:
             if not receiver.poll(idle):
-                _kill(pid)
                 raise ParserCrashError(
                     path, f"the reader sent nothing for {idle:g} s after {count} records and was stopped ({IDLE_ENV})"
                 )
@@ -127,51 +191,64 @@ def _read_in_child(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[Re
             except (EOFError, OSError):
                 raise _crash(path, pid, count) from None
             _replay(notes)
-            if kind == "records":
-                count += len(payload)
-                yield from payload
-            elif kind == "done":
-                finished = True
-                return
-            else:  # "error"
+            if kind == "error":
                 finished = True
                 raise payload
+            if kind == "done":
+                finished = True
+            elif kind == "records":
+                count += len(payload)
+            yield kind, payload
+            if finished:
+                return
     finally:
         receiver.close()
         if finished:
-            os.waitpid(pid, 0)
+            _reap(pid)
         else:
             _kill(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _kill(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
+    except ProcessLookupError:
         pass
+    _reap(pid)
 
 
 def _crash(path: Path, pid: int, count: int) -> ParserCrashError:
     """The child closed the pipe without finishing: say how it ended."""
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            how = f"was killed by {signal.Signals(sig).name}"
-        except ValueError:
-            how = f"was killed by signal {sig}"
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        how = "ended"
     else:
-        how = f"exited with status {os.waitstatus_to_exitcode(status)}"
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            try:
+                how = f"was killed by {signal.Signals(sig).name}"
+            except ValueError:
+                how = f"was killed by signal {sig}"
+        else:
+            how = f"exited with status {os.waitstatus_to_exitcode(status)}"
+    after = f" after {count} records" if count else ""
     return ParserCrashError(
         path,
-        f"the reader's process {how} after {count} records (a crash in the native parser, or out of memory); "
+        f"the reader's process {how}{after} (a crash in the native parser, or out of memory); "
         "this file is refused, the others are read",
     )
 
 
 class _Collect(logging.Handler):
-    """Keeps the reader's log records in the child, to be sent to the parent with the next batch."""
+    """Keeps the log records of the `corpora` loggers in the child, sent with the next message."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -181,48 +258,37 @@ class _Collect(logging.Handler):
         self.records.append((record.name, record.levelno, record.getMessage()))
 
 
-def _child(path: Path, fmt: str, options: dict[str, Any], conn: Connection, memory: int) -> None:
+def _child(path: Path, work: Callable, conn: Connection, memory_mb: float | None) -> None:
     code = 0
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
-        try:
-            cap = _virtual_size() + memory  # on top of what the fork already maps
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        except (ValueError, OSError):
-            pass
+        if memory_mb is not None:
+            try:
+                cap = _virtual_size() + int(memory_mb * (1 << 20))  # on top of what the fork already maps
+                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+            except (ValueError, OSError):
+                pass
         collect = _Collect()
         corpora_log = logging.getLogger("corpora")
         corpora_log.handlers = [collect]
         corpora_log.propagate = False
         with warnings.catch_warnings(record=True) as caught:
 
-            def notes() -> tuple[list, list]:
-                out = ([(str(w.message), w.category) for w in caught], collect.records)
+            def send(kind: str, payload: Any) -> None:
+                notes = ([(str(w.message), w.category) for w in caught], collect.records)
                 caught.clear()
                 collect.records = []
-                return out
+                conn.send((kind, payload, notes))
 
-            batch: list[Record] = []
-            count = 0
             try:
-                for record in get_reader(fmt)(path, **options):
-                    batch.append(record)
-                    if len(batch) >= BATCH_SIZE:
-                        count += len(batch)
-                        conn.send(("records", batch, notes()))
-                        batch = []
-                count += len(batch)
-                if batch:
-                    conn.send(("records", batch, notes()))
-                conn.send(("done", None, notes()))
+                work(send)
             except BiomedError as exc:
-                conn.send(("error", exc, notes()))
+                send("error", exc)
             except MemoryError:
-                batch = []
-                conn.send(("error", _out_of_memory(path, count), notes()))
+                send("error", _out_of_memory(path, None))
             except Exception as exc:  # a bug: the parent re-raises it with the child's traceback
-                conn.send(("error", _unexpected(path, exc), notes()))
+                send("error", _unexpected(path, exc))
     except BaseException:  # the parent went away (broken pipe) or a signal: nothing left to tell
         code = 1
     finally:
@@ -246,9 +312,9 @@ def _unexpected(path: Path, exc: Exception) -> Exception:
 def _replay(notes: tuple[list, list]) -> None:
     caught, records = notes
     for message, category in caught:
-        warnings.warn(message, category, stacklevel=3)
+        warnings.warn(message, category, stacklevel=4)
     for name, level, message in records:
         logging.getLogger(name).log(level, "%s", message)
 
 
-__all__ = ["ISOLATED_FORMATS", "read_records"]
+__all__ = ["ISOLATED_FORMATS", "isolate_native_formats", "needs_isolation", "read_records", "run_in_child"]

@@ -114,7 +114,7 @@ def _hungry_reader(path: Path) -> Iterator[Document]:
 def test_the_child_runs_under_a_memory_cap(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(isolated_read, "get_reader", lambda fmt: _hungry_reader)
     monkeypatch.setenv(MEMORY_ENV, "512")
-    with pytest.raises(DocumentTooLargeError, match=r"ran out of memory after 0 records"):
+    with pytest.raises(DocumentTooLargeError, match=r"x\.xml: ran out of memory: a record is too large"):
         list(read_records(tmp_path / "x.xml", "ddi-xml"))
 
 
@@ -154,13 +154,32 @@ def test_ingest_goes_on_after_a_crashing_file_and_a_bomb(monkeypatch, tmp_path: 
     )
     with pytest.raises(DocumentTooLargeError, match="per-document limit of 20 MB"):
         ingest_file(bomb, out, fmt="pubmed-xml")
-    real_get_reader = isolated_read.get_reader
     monkeypatch.setattr(
-        isolated_read, "get_reader", lambda fmt: _crashing_reader if fmt == "ddi-xml" else real_get_reader(fmt)
+        isolated_read, "get_reader", lambda fmt: _crashing_reader if fmt == "ddi-xml" else get_reader(fmt)
     )
-    with pytest.raises(ParserCrashError, match="killed by SIGSEGV"):
+    with pytest.raises(ParserCrashError, match=r"bomb\.xml\.gz: the reader's process was killed by SIGSEGV \("):
         ingest_file(bomb, out, fmt="ddi-xml")
+    # the killed child leaves a staging file (never a shard), which the next run clears
+    assert [p.parent.name for p in out.rglob("*.parquet")] == [".staging"]
+    from corpora.dataset.store import DatasetStore
+
+    DatasetStore(out).clear_staging()
+    assert list(out.rglob("*.parquet")) == []
     report = ingest_file(MEDLINE16, out)
     assert report.status == "written"
     assert report.documents == len([r for r in get_reader("pubmed-xml")(MEDLINE16) if isinstance(r, Document)])
+    assert _children() == []
+
+
+def test_the_decorator_runs_native_formats_in_a_child(tmp_path: Path) -> None:
+    @isolated_read.isolate_native_formats
+    def where(path: Path, fmt: str = "auto") -> int:
+        return os.getpid()
+
+    assert where(MEDLINE16) != os.getpid()  # pubmed-xml, detected
+    assert where(path=CDR_XML, fmt="bioc-xml") != os.getpid()
+    assert where(SAMPLES / "ncbi-disease" / "NCBI_devel_sample.PubTator.txt") == os.getpid()
+    missing = tmp_path / "missing.xml"
+    with pytest.raises(FileNotFoundError):  # not detectable: the function itself reports it, here
+        where(missing, "auto")
     assert _children() == []
