@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from corpora.dataset.duplicates import DuplicateCheck, duplicate_producer, keeps_last
 from corpora.dataset.manifest import ShardEntry
 from corpora.dataset.shard_report import ShardReport, report_if_current
 from corpora.dataset.store import DatasetStore, shard_name_for
@@ -42,7 +43,12 @@ def reader_options(fmt: str, on_mismatch: str) -> dict[str, str]:
 
 @isolate_native_formats  # XML is parsed in a child process: a native crash fails this file alone
 def ingest_file(
-    path: str | Path, out_dir: str | Path, fmt: str = "auto", force: bool = False, on_mismatch: str = "error"
+    path: str | Path,
+    out_dir: str | Path,
+    fmt: str = "auto",
+    force: bool = False,
+    on_mismatch: str = "error",
+    on_duplicate: str = "error",
 ) -> ShardReport:
     """Read `path` into the dataset at `out_dir` as one shard.
 
@@ -51,6 +57,7 @@ def ingest_file(
     shard's previous version, if any, is left untouched. `on_mismatch="skip"` lets readers that
     support it (BioC XML/JSON) drop an annotation whose text does not match its offsets, with a
     warning, instead of failing the file; other readers always fail on such an annotation.
+    `on_duplicate`: a document id repeated in the file (see `corpora.dataset.duplicates`).
     """
     src = Path(path)
     store = DatasetStore(out_dir)
@@ -59,7 +66,9 @@ def ingest_file(
     sha = input_hash(src, name)
     version = code_version()
     options = reader_options(name, on_mismatch)
-    producer = {"reader_options": options} if options else None  # a different option redoes the shard
+    producer = {"reader_options": options} if options else {}  # a different option redoes the shard
+    producer.update(duplicate_producer(name, on_duplicate))
+    producer = producer or None
     if not force and (skipped := report_if_current(store, shard, str(src), sha, version, producer)):
         log.info("%s unchanged: skipped", src)
         return skipped
@@ -74,7 +83,10 @@ def ingest_file(
                 continue
             yield record
 
+    duplicates = DuplicateCheck(src, name, on_duplicate)
+
     def validate(doc: Document) -> None:
+        duplicates.see(doc)
         doc.source.path = str(src)
         doc.source.sha256 = sha
         doc.source.format = name
@@ -85,7 +97,13 @@ def ingest_file(
         shard=shard, source_path=str(src), source_sha256=sha, format=name, code_version=version, producer=producer or {}
     )
     entry.deletions = deletions  # filled while the shard is written
-    written = store.write_shard(shard, _non_empty(documents(), deletions, src), entry, on_document=validate)
+    written = store.write_shard(
+        shard,
+        _non_empty(documents(), deletions, src),
+        entry,
+        on_document=validate,
+        keep_last_duplicate=keeps_last(name, on_duplicate),
+    )
     log.info(
         "%s: %d documents, %d entities, %d relations, %d deletions -> %s",
         src,
@@ -99,7 +117,7 @@ def ingest_file(
 
 
 def unchanged_inputs(
-    inputs: list[str], out_dir: str | Path, fmt: str = "auto", on_mismatch: str = "error"
+    inputs: list[str], out_dir: str | Path, fmt: str = "auto", on_mismatch: str = "error", on_duplicate: str = "error"
 ) -> list[Path] | None:
     """The input files when every one of them is already in the dataset at `out_dir` exactly as
     `ingest_file` would write it (same bytes, code and reader options) and the last run finished
@@ -115,9 +133,12 @@ def unchanged_inputs(
     for src in files:
         name = detect_format(src) if fmt == "auto" else fmt
         options = reader_options(name, on_mismatch)
-        producer = {"reader_options": options} if options else None
-        if not store.is_current(shard_name_for(src), input_hash(src, name), version, producer):
+        producer = {"reader_options": options} if options else {}
+        producer.update(duplicate_producer(name, on_duplicate))
+        if not store.is_current(shard_name_for(src), input_hash(src, name), version, producer or None):
             return None
+    if not store.reconciled():
+        return None  # a run died before applying MEDLINE deletions and newer versions
     return files
 
 

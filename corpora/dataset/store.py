@@ -15,6 +15,7 @@ readable by pyarrow.dataset, pandas, polars, DuckDB and `datasets.load_dataset("
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -32,7 +33,9 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from corpora.dataset.arrow_schema import DOCUMENT_SCHEMA, schema_with_metadata
+from corpora.dataset.fault_points import fault_point
 from corpora.dataset.manifest import ShardEntry, read_entry, utc_now, write_json_atomic
+from corpora.dataset.manifest_repair import WRITE_ID_KEY, table_counts
 from corpora.errors import StoreError
 from corpora.schema import SCHEMA_VERSION, Document
 
@@ -143,25 +146,37 @@ class DatasetStore:
         documents: Iterable[Document],
         entry: ShardEntry,
         on_document: Callable[[Document], None] | None = None,
+        keep_last_duplicate: bool = False,
     ) -> ShardEntry:
         """Write `documents` as the shard `shard`, atomically, and record `entry` with counts filled in.
 
         If iterating `documents` raises (bad input), nothing is renamed: the previous version of the
-        shard, if any, stays as it was, and the exception propagates.
+        shard, if any, stays as it was, and the exception propagates. `keep_last_duplicate`: of
+        documents with the same `id`, only the last is kept (a MEDLINE file's revised record). An
+        OSError while writing (a full disk, a read-only folder) becomes a StoreError naming the
+        input (`entry.source_path`), the dataset and what to do.
         """
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.staging_dir / f"{shard}.{uuid.uuid4().hex[:8]}.parquet"
-        schema = schema_with_metadata({"biomed_shard": shard, "biomed_source_sha256": entry.source_sha256})
+        entry.write_id = uuid.uuid4().hex
+        schema = schema_with_metadata(
+            {"biomed_shard": shard, "biomed_source_sha256": entry.source_sha256, WRITE_ID_KEY.decode(): entry.write_id}
+        )
         entity_types: Counter[str] = Counter()
         relation_types: Counter[str] = Counter()
         rows = passages = 0
+        seen: set[str] = set()
+        duplicated = False
         try:
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(parents=True, exist_ok=True)
             with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
                 buffer: list[dict] = []
                 for doc in documents:
                     if on_document is not None:
                         on_document(doc)
+                    if keep_last_duplicate:
+                        duplicated = duplicated or doc.id in seen
+                        seen.add(doc.id)
                     rows += 1
                     passages += len(doc.passages)
                     entity_types.update(e.type for e in doc.entities)
@@ -172,22 +187,62 @@ class DatasetStore:
                         buffer.clear()
                 if buffer:
                     writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
+            counts = None
+            if duplicated:
+                counts = self._keep_last_of_each_id(tmp)
+                rows = counts["rows"]
             self._validate(tmp, rows)
+            fault_point("after-staging-write")
             os.replace(tmp, self.shard_path(shard))
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if not self._is_write_failure(exc):
+                raise  # reading the input failed: the reader's error is the one to report
+            raise write_error(exc, self.root, entry.source_path) from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        fault_point("after-shard-replace")
         entry.shard = shard
-        entry.rows = rows
-        entry.passages = passages
-        entry.entities = sum(entity_types.values())
-        entry.relations = sum(relation_types.values())
-        entry.entity_types = dict(sorted(entity_types.items()))
-        entry.relation_types = dict(sorted(relation_types.items()))
+        if counts is not None:
+            for key, value in counts.items():
+                setattr(entry, key, value)
+        else:
+            entry.rows = rows
+            entry.passages = passages
+            entry.entities = sum(entity_types.values())
+            entry.relations = sum(relation_types.values())
+            entry.entity_types = dict(sorted(entity_types.items()))
+            entry.relation_types = dict(sorted(relation_types.items()))
         entry.written_at = utc_now()
-        entry.write_id = uuid.uuid4().hex
-        write_json_atomic(self.entries_dir / f"{shard}.json", entry.__dict__)
+        self._write_entry(entry)
+        fault_point("after-entry-write")
         return entry
+
+    def _keep_last_of_each_id(self, tmp: Path) -> dict:
+        """Rewrite the staged file `tmp` keeping, of rows with the same `id`, the last; its counts."""
+        table = pq.read_table(tmp, schema=DOCUMENT_SCHEMA)
+        ids = table["id"].to_pylist()
+        last = {doc_id: i for i, doc_id in enumerate(ids)}
+        keep = [last[doc_id] == i for i, doc_id in enumerate(ids)]
+        kept = table.filter(pa.array(keep)).replace_schema_metadata(pq.read_schema(tmp).metadata)
+        dropped = len(ids) - len(last)
+        log.info("%s: %d earlier copies of repeated document ids dropped (the last is kept)", tmp.name, dropped)
+        pq.write_table(kept, tmp, compression="zstd", row_group_size=ROWS_PER_GROUP)
+        return table_counts(kept)
+
+    def _is_write_failure(self, exc: OSError) -> bool:
+        """An OSError about a file of this dataset (or without a file name: pyarrow's writer)."""
+        if not exc.filename:
+            return True
+        root = self.root.resolve()
+        return Path(exc.filename).resolve() == root or root in Path(exc.filename).resolve().parents
+
+    def _write_entry(self, entry: ShardEntry) -> None:
+        try:
+            write_json_atomic(self.entries_dir / f"{entry.shard}.json", entry.__dict__)
+        except OSError as exc:
+            raise write_error(exc, self.root, entry.source_path) from exc
 
     def _validate(self, path: Path, expected_rows: int) -> None:
         """Read the staged file back: footer, schema and every row group must decode."""
@@ -226,14 +281,19 @@ class DatasetStore:
             )
             self._validate(tmp, kept.num_rows)
             os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise write_error(exc, self.root, str(path)) from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        fault_point("after-removal-replace")
         entry = self.entry(shard)
         if entry is not None:
             entry.removed_later += removed
-            entry.rows = kept.num_rows
-            write_json_atomic(self.entries_dir / f"{shard}.json", entry.__dict__)
+            for key, value in table_counts(kept).items():  # rows, and the entity and passage counts with them
+                setattr(entry, key, value)
+            self._write_entry(entry)
         return removed
 
     def reconcile(self, supersede_formats: tuple[str, ...] = ("pubmed-xml",)) -> dict[str, int]:
@@ -269,6 +329,7 @@ class DatasetStore:
                 if drop and (n := self.remove_documents(entry.shard, drop)):
                     removed[entry.shard] = n
                     log.info("removed %d deleted or superseded documents from %s", n, entry.shard)
+                    fault_point("after-reconcile-shard")
                 if i <= first_changed:
                     later_all = set()  # no earlier shard is new: nothing needs all ids any more
                     if not changed[i]:
@@ -281,11 +342,19 @@ class DatasetStore:
                     later_all |= ids
                 if changed[i]:
                     later_changed |= ids
-        write_json_atomic(
-            self.root / RECONCILED_FILE,
-            {"formats": list(supersede_formats), "writes": {e.shard: _write_key(e) for e in entries}},
-        )
+        try:
+            write_json_atomic(
+                self.root / RECONCILED_FILE,
+                {"formats": list(supersede_formats), "writes": {e.shard: _write_key(e) for e in entries}},
+            )
+        except OSError as exc:
+            raise write_error(exc, self.root, str(self.root / RECONCILED_FILE)) from exc
         return removed
+
+    def reconciled(self, supersede_formats: tuple[str, ...] = ("pubmed-xml",)) -> bool:
+        """True when `reconcile` has seen the current write of every shard it applies to (nothing to do)."""
+        seen = self._reconciled_writes()
+        return all(_write_key(e) == seen.get(e.shard) for e in self.entries().values() if e.format in supersede_formats)
 
     def _reconciled_writes(self) -> dict[str, list[str]]:
         path = self.root / RECONCILED_FILE
@@ -310,7 +379,11 @@ class DatasetStore:
             "shards": {name: e.__dict__ for name, e in entries.items()},
         }
         manifest.update(extra or {})
-        write_json_atomic(self.manifest_path, manifest)
+        fault_point("before-manifest")
+        try:
+            write_json_atomic(self.manifest_path, manifest)
+        except OSError as exc:
+            raise write_error(exc, self.root, str(self.manifest_path)) from exc
         return manifest
 
     def prune(self, keep: set[str]) -> list[str]:
@@ -319,6 +392,7 @@ class DatasetStore:
         for path in self.shard_files():
             if path.stem not in keep:
                 path.unlink()
+                fault_point("after-prune-unlink")
                 (self.entries_dir / f"{path.stem}.json").unlink(missing_ok=True)
                 removed.append(path.stem)
         return removed
@@ -330,6 +404,24 @@ class DatasetStore:
         """Remove leftovers of killed runs (call at the start of a run, not while one is writing)."""
         if self.staging_dir.exists():
             shutil.rmtree(self.staging_dir, ignore_errors=True)
+
+
+_ADVICE = {
+    errno.ENOSPC: "free disk space there, then rerun (shards already written are kept and skipped)",
+    errno.EDQUOT: "free space in your quota there, then rerun (shards already written are kept and skipped)",
+    errno.EROFS: "the file system is read-only: choose another --out, or remount it writable, then rerun",
+    errno.EACCES: "make the folder writable for this user (or choose another --out), then rerun",
+    errno.EPERM: "make the folder writable for this user (or choose another --out), then rerun",
+}
+
+
+def write_error(exc: OSError, root: Path, source: str) -> StoreError:
+    """A StoreError for a failed write: names the input being written, the dataset, the cause and the
+    remedy (a full disk or a read-only folder is the user's to fix, not a bug to report)."""
+    what = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    advice = _ADVICE.get(exc.errno or 0, "check the folder and the disk, then rerun")
+    return StoreError(f"{source}: cannot write into the dataset {root}: {what}{where}; {advice}")
 
 
 def _write_key(entry: ShardEntry) -> list[str]:

@@ -62,26 +62,28 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, inputs)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    from corpora.dataset.write_run import write_run
     from pipelines.flows.annotate_inputs import unchanged_run  # no Prefect: a rerun may be a no-op
     from pipelines.flows.annotation_report import written_outputs
 
-    if not args.force and (done := unchanged_run(inputs, args.out, args.ner, args.re)):
-        code = nothing_to_do(f"{len(done)} shard(s) already annotated by these models into {args.out}")
-        print(f"Output: {args.out}/data/*.parquet, {written_outputs(args.out)}")
-        return code
-    from pipelines.flows.annotate import annotate_flow
+    with write_run(args.out) as writing:  # a second writer is refused here, at once
+        if not args.force and not writing.recovering and (done := unchanged_run(inputs, args.out, args.ner, args.re)):
+            code = nothing_to_do(f"{len(done)} shard(s) already annotated by these models into {args.out}")
+            print(f"Output: {args.out}/data/*.parquet, {written_outputs(args.out)}")
+            return code
+        from pipelines.flows.annotate import annotate_flow
 
-    flow = with_runner(annotate_flow, args)
-    return run_and_report(
-        lambda: flow(
-            list(args.inputs),
-            args.out,
-            args.ner,
-            args.re,
-            workers=args.workers,
-            force=args.force,
-            progress=not args.no_progress,
-            compile=args.compile,
-        ),
-        lambda: f"Output: {args.out}/data/*.parquet, {written_outputs(args.out)}",
-    )
+        flow = with_runner(annotate_flow, args)
+        return run_and_report(
+            lambda: flow(
+                list(args.inputs),
+                args.out,
+                args.ner,
+                args.re,
+                workers=args.workers,
+                force=args.force,
+                progress=not args.no_progress,
+                compile=args.compile,
+            ),
+            lambda: f"Output: {args.out}/data/*.parquet, {written_outputs(args.out)}",
+        )

@@ -80,12 +80,21 @@ def check_model_dir(path: str | None, task: str, option: str) -> None:
 
 
 def check_output(out: str, inputs: list[str] = ()) -> None:
-    """`out` can be created or written, and is neither an input nor inside one."""
+    """`out` can be created or written, and is neither an input nor inside one (a folder, or the
+    folder a glob searches: the next run would read the dataset's own files as input)."""
     p = Path(out).resolve()
     for item in inputs:
         src = Path(item).resolve()
+        if src.is_file() and p == src:
+            raise UsageError(f"--out {out} is the input file {item}; choose another")
         if src.is_dir() and (p == src or src in p.parents):
             raise UsageError(f"--out {out} is {'the input' if p == src else 'inside the input'} {item}; choose another")
+        base = glob_base(item)
+        if base is not None and (p == base or base in p.parents):
+            raise UsageError(
+                f"--out {out} is inside {base}, searched by the input glob {item} (the next run would read the "
+                "dataset's own files as input); choose a folder outside it"
+            )
     probe = p
     while not probe.exists():
         probe = probe.parent
@@ -93,6 +102,15 @@ def check_output(out: str, inputs: list[str] = ()) -> None:
         raise UsageError(f"--out {out}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"--out {out}: {probe} is not writable")
+
+
+def glob_base(item: str) -> Path | None:
+    """The folder a glob pattern searches (its leading parts without wildcards), or None for a plain path."""
+    parts = Path(item).parts
+    for i, part in enumerate(parts):
+        if any(ch in part for ch in "*?["):
+            return Path(*parts[:i]).resolve() if i else Path.cwd().resolve()
+    return None
 
 
 def check_paths_exist(items: list[str], option: str) -> None:
@@ -139,4 +157,5 @@ __all__ = [
     "check_output",
     "check_paths_exist",
     "check_training_model",
+    "glob_base",
 ]

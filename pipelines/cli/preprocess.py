@@ -53,23 +53,29 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, [args.dataset])
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    from corpora.dataset.write_run import write_run
     from corpora.preprocess.shard import unchanged_shards  # spaCy, for the pipeline's fingerprint
 
-    if not args.force and (done := unchanged_shards(args.dataset, args.out, args.spacy_model)):
-        return nothing_to_do(
-            f"{len(done)} shard(s) of {args.dataset} unchanged since they were preprocessed into {args.out}"
-        )
-    from pipelines.flows.preprocess import preprocess_flow
+    with write_run(args.out) as writing:  # a second writer is refused here, at once
+        if (
+            not args.force
+            and not writing.recovering
+            and (done := unchanged_shards(args.dataset, args.out, args.spacy_model))
+        ):
+            return nothing_to_do(
+                f"{len(done)} shard(s) of {args.dataset} unchanged since they were preprocessed into {args.out}"
+            )
+        from pipelines.flows.preprocess import preprocess_flow
 
-    flow = with_runner(preprocess_flow, args)
-    return run_and_report(
-        lambda: flow(
-            args.dataset,
-            args.out,
-            workers=args.workers,
-            spacy_model=args.spacy_model,
-            force=args.force,
-            progress=not args.no_progress,
-        ),
-        f"Output: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)",
-    )
+        flow = with_runner(preprocess_flow, args)
+        return run_and_report(
+            lambda: flow(
+                args.dataset,
+                args.out,
+                workers=args.workers,
+                spacy_model=args.spacy_model,
+                force=args.force,
+                progress=not args.no_progress,
+            ),
+            f"Output: {args.out}/data/*.parquet  (manifest: {args.out}/manifest.json)",
+        )

@@ -15,7 +15,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from biomodels.inference.annotate_shard import annotate_producer
 from biomodels.models.shipped import resolve_model_path
-from corpora.dataset.store import DatasetStore, open_dataset
+from corpora.dataset.store import open_dataset
+from corpora.dataset.write_run import write_run
 from corpora.errors import PartialFailure
 from pipelines.flows.annotate_inputs import is_dataset, is_preprocessed
 from pipelines.flows.annotation_report import write_report
@@ -42,39 +43,39 @@ def annotate_flow(
     (`ner`/`re` are model directories, or `default` for the shipped models)."""
     ner, re = str(resolve_model_path(ner, "ner")), resolve_model_path(re, "re")
     work = Path(out) / "_work"
-    if len(inputs) == 1 and is_dataset(inputs[0]):
-        dataset = inputs[0]
-    else:
-        dataset = str(work / "ingested")
-        ingest_flow(inputs, dataset, progress=progress)
-    if not is_preprocessed(dataset):
-        pre = str(work / "preprocessed")
-        preprocess_flow(dataset, pre, workers=workers, progress=progress)
-        dataset = pre
-    source = open_dataset(dataset)
-    shards = source.shard_names()
-    target = DatasetStore(out)
-    target.clear_staging()
-    annotators = annotate_producer(ner, re)["annotate"]
-    futures = annotate_shard_task.map(
-        unmapped(dataset),
-        shards,
-        unmapped(out),
-        unmapped(ner),
-        unmapped(re),
-        force=unmapped(force),
-        compile=unmapped(compile),
-    )
-    summary = RunSummary(flow="annotate", out_dir=str(Path(out)))
-    summary.reports = collect_reports(
-        list(futures), [(str(source.shard_path(s)), s) for s in shards], "annotate", progress
-    )
-    pruned = target.prune(set(shards))
-    if pruned:
-        summary.extra["removed (input shard gone)"] = len(pruned)
-    summary.extra["models"] = ", ".join(f"{k}={v}" for k, v in annotators.items())
-    write_manifest_task(out, {"annotators": annotators})
-    report, _ = write_report(out, annotators)
+    with write_run(out) as run:  # held from the start: `_work/` lies inside `out`
+        if len(inputs) == 1 and is_dataset(inputs[0]):
+            dataset = inputs[0]
+        else:
+            dataset = str(work / "ingested")
+            ingest_flow(inputs, dataset, progress=progress)
+        if not is_preprocessed(dataset):
+            pre = str(work / "preprocessed")
+            preprocess_flow(dataset, pre, workers=workers, progress=progress)
+            dataset = pre
+        source = open_dataset(dataset)
+        shards = source.shard_names()
+        target = run.store
+        annotators = annotate_producer(ner, re)["annotate"]
+        futures = annotate_shard_task.map(
+            unmapped(dataset),
+            shards,
+            unmapped(out),
+            unmapped(ner),
+            unmapped(re),
+            force=unmapped(force),
+            compile=unmapped(compile),
+        )
+        summary = RunSummary(flow="annotate", out_dir=str(Path(out)))
+        summary.reports = collect_reports(
+            list(futures), [(str(source.shard_path(s)), s) for s in shards], "annotate", progress
+        )
+        pruned = target.prune(set(shards))
+        if pruned:
+            summary.extra["removed (input shard gone)"] = len(pruned)
+        summary.extra["models"] = ", ".join(f"{k}={v}" for k, v in annotators.items())
+        write_manifest_task(out, {"annotators": annotators})
+        report, _ = write_report(out, annotators)
     create_markdown_artifact(
         markdown=report, key="annotate-report", description="annotated dataset: counts, scores, examples"
     )

@@ -7,7 +7,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from corpora.dataset.store import DatasetStore, open_dataset
+from corpora.dataset.store import open_dataset
+from corpora.dataset.write_run import write_run
 from corpora.errors import PartialFailure
 from corpora.preprocess.shard import close_shared_pools, preprocess_producer
 from pipelines.flows.fanout import collect_reports
@@ -29,31 +30,31 @@ def preprocess_flow(
     """
     source = open_dataset(dataset)
     shards = source.shard_names()
-    target = DatasetStore(out)
-    target.clear_staging()
-    summary = RunSummary(flow="preprocess", out_dir=str(Path(out)))
-    futures = preprocess_shard_task.map(
-        unmapped(dataset),
-        shards,
-        unmapped(out),
-        spacy_model=unmapped(spacy_model),
-        workers=unmapped(workers),
-        force=unmapped(force),
-    )
-    labels = [(str(source.shard_path(s)), s) for s in shards]
-    try:
-        summary.reports = collect_reports(list(futures), labels, "preprocess", progress)
-    finally:
-        close_shared_pools()  # the shards shared one pool of worker processes (workers > 1)
-    pruned = target.prune(set(shards))
-    if pruned:
-        summary.extra["removed (input shard gone)"] = len(pruned)
-    fingerprint = preprocess_producer(spacy_model)["preprocess"]
-    summary.extra["pipeline"] = (
-        f"{fingerprint['model']['name']} {fingerprint['components']} "
-        f"spacy {fingerprint['spacy']} scispacy {fingerprint['scispacy']}"
-    )
-    write_manifest_task(out, {"pipeline": fingerprint})
+    with write_run(out) as run:
+        target = run.store
+        summary = RunSummary(flow="preprocess", out_dir=str(Path(out)))
+        futures = preprocess_shard_task.map(
+            unmapped(dataset),
+            shards,
+            unmapped(out),
+            spacy_model=unmapped(spacy_model),
+            workers=unmapped(workers),
+            force=unmapped(force),
+        )
+        labels = [(str(source.shard_path(s)), s) for s in shards]
+        try:
+            summary.reports = collect_reports(list(futures), labels, "preprocess", progress)
+        finally:
+            close_shared_pools()  # the shards shared one pool of worker processes (workers > 1)
+        pruned = target.prune(set(shards))
+        if pruned:
+            summary.extra["removed (input shard gone)"] = len(pruned)
+        fingerprint = preprocess_producer(spacy_model)["preprocess"]
+        summary.extra["pipeline"] = (
+            f"{fingerprint['model']['name']} {fingerprint['components']} "
+            f"spacy {fingerprint['spacy']} scispacy {fingerprint['scispacy']}"
+        )
+        write_manifest_task(out, {"pipeline": fingerprint})
     publish_table(summary, key="preprocess-report")
     get_run_logger().info("%s", summary.text())
     if summary.failed:
