@@ -25,7 +25,9 @@ fastest, so the component's own work weighs most).
 Timing: each measurement is repeated (`--repeat`, `--repeat-base`, interleaved), the fastest counts.
 Headline ratios use CPU seconds of this process (one torch thread and no tokenizer threads on both
 sides, so CPU time is the work done; wall time on a shared machine adds the time spent waiting for
-a core); wall-clock figures are reported beside them (`*_wall`). fp32 on CPU.
+a core); wall-clock figures are reported beside them (`*_wall`). fp32 on CPU; `--precision bf16`
+runs both sides under CPU bf16 autocast (ours: the engine's precision "bf16"; the peer: its pipeline
+called inside `torch.autocast("cpu", torch.bfloat16)`).
 The peer runs the model as transformers loads it from the same directory (same weights, same
 config, the same fused tanh GeLU our presets ask for).
 
@@ -139,12 +141,20 @@ def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 def bench_size(
-    size: str, model_dir: Path, texts, tokens, words, spacy_docs, repeat: int, compile: bool = False
+    size: str,
+    model_dir: Path,
+    texts,
+    tokens,
+    words,
+    spacy_docs,
+    repeat: int,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> dict:
     from spacy.lang.en import English
     from transformers import AutoModelForTokenClassification, PreTrainedTokenizerFast, pipeline
 
-    engine = AnnotationEngine(model_dir, device="cpu", precision="fp32", compile=compile)
+    engine = AnnotationEngine(model_dir, device="cpu", precision=precision, compile=compile)
     # the peer gets the model as transformers loads it from the same directory (same weights and config)
     peer_model = AutoModelForTokenClassification.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     peer_tokenizer = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
@@ -157,7 +167,7 @@ def bench_size(
         device=-1,
     )
     nlp = English()
-    nlp.add_pipe("biomegatron_ner", config={"model": str(model_dir), "device": "cpu", "precision": "fp32"})
+    nlp.add_pipe("biomegatron_ner", config={"model": str(model_dir), "device": "cpu", "precision": precision})
     inner = nlp.get_pipe("biomegatron_ner").engine  # the engine inside the component
 
     documents = one_sentence_documents(texts, tokens)  # input, made once (annotate replaces the entities)
@@ -169,7 +179,9 @@ def bench_size(
         ]
 
     def theirs():
-        return [[(e["start"], e["end"], e["entity_group"], float(e["score"])) for e in row] for row in peer(texts)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            rows = peer(texts)
+        return [[(e["start"], e["end"], e["entity_group"], float(e["score"])) for e in row] for row in rows]
 
     def engine_alone():
         return inner.predict_entities(words)
@@ -213,6 +225,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sizes", default="small,base")
     ap.add_argument("--compile", action="store_true", help="torch.compile our encoder (compiling is in the warm-up)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="both sides (CPU autocast)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -246,12 +259,15 @@ def main() -> None:
             "threads": args.threads,
             "repeat": args.repeat,
             "compile": args.compile,
+            "precision": args.precision,
             "load_avg_start": os.getloadavg()[0],
         }
         for size in args.sizes.split(","):
             model_dir = make_model_dir(Path(tmp) / "models", vocab, size, words[:64])
             repeat = args.repeat_base if size == "base" else args.repeat
-            summary.update(bench_size(size, model_dir, texts, tokens, words, spacy_docs, repeat, args.compile))
+            summary.update(
+                bench_size(size, model_dir, texts, tokens, words, spacy_docs, repeat, args.compile, args.precision)
+            )
         first = args.sizes.split(",")[0]
         summary["spacy_overhead"] = summary[f"spacy_overhead_{first}"]  # small model: the engine is fastest there
         summary["ratio_basis"] = "CPU seconds of this process (wall figures: *_wall)"

@@ -11,7 +11,9 @@ optimizer.
 Both train the same randomly initialised Megatron-BERT weights (6 layers, hidden 512, 8 heads;
 ours loads the peer model's initial state dict) on the same NCBI-disease training features
 (WordPiece vocabulary trained on the training text, first-subword labels), batch 32, fp32 on CPU,
-the same number of optimizer steps, in one process.
+the same number of optimizer steps, in one process. `--precision bf16` runs both sides under CPU bf16
+autocast (ours: TrainConfig precision "bf16"; the peer: TrainingArguments(bf16=True)); worth it on
+CPUs with native bf16 (AVX512-BF16, AMX).
 
 Throughput is real (non-padding) tokens per second, counted by a forward pre-hook on the model
 (attention_mask ones), timed from the first forward pass to the end of `train()` (model
@@ -108,7 +110,14 @@ class TokenMeter:
 
 
 def run_ours(
-    features: list[dict], tokenizer, steps: int, batch: int, out: Path, attention: str = "sdpa", compile: bool = False
+    features: list[dict],
+    tokenizer,
+    steps: int,
+    batch: int,
+    out: Path,
+    attention: str = "sdpa",
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> dict:
     model = build_model(len(tokenizer), ours=True, attention=attention)
     meter = TokenMeter(model)
@@ -118,7 +127,7 @@ def run_ours(
         batch_size=batch,
         warmup_ratio=0.1,
         weight_decay=0.01,
-        precision="fp32",
+        precision=precision,
         seed=SEED,
         log_every=max(1, steps // 4),
         device="cpu",
@@ -135,7 +144,7 @@ def run_ours(
     return report
 
 
-def run_peer(features: list[dict], tokenizer, steps: int, batch: int, out: Path) -> dict:
+def run_peer(features: list[dict], tokenizer, steps: int, batch: int, out: Path, precision: str = "fp32") -> dict:
     from transformers import DataCollatorForTokenClassification, TrainingArguments
     from transformers import Trainer as HFTrainer
 
@@ -156,6 +165,7 @@ def run_peer(features: list[dict], tokenizer, steps: int, batch: int, out: Path)
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
+        bf16=precision == "bf16",
     )
     trainer = HFTrainer(
         model=model, args=args, train_dataset=features, data_collator=DataCollatorForTokenClassification(tokenizer)
@@ -179,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="torch.compile our encoder (its compile time counts: it happens in the first steps)",
     )
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="both sides (CPU autocast)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -196,10 +207,19 @@ def main(argv: list[str] | None = None) -> int:
         for name in order:
             if name == "ours":
                 results[name] = run_ours(
-                    features, tokenizer, args.steps, args.batch_size, Path(tmp) / name, args.attention, args.compile
+                    features,
+                    tokenizer,
+                    args.steps,
+                    args.batch_size,
+                    Path(tmp) / name,
+                    args.attention,
+                    args.compile,
+                    args.precision,
                 )
             else:
-                results[name] = run_peer(features, tokenizer, args.steps, args.batch_size, Path(tmp) / name)
+                results[name] = run_peer(
+                    features, tokenizer, args.steps, args.batch_size, Path(tmp) / name, args.precision
+                )
             r = results[name]
             print(
                 f"{name}: {r['tokens_per_s']:.0f} real tokens/s, {r['tokens_per_cpu_s']:.0f} per "
@@ -223,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 "steps": args.steps,
                 "attention": args.attention,
                 "compile": args.compile,
+                "precision": args.precision,
                 "batch_size": args.batch_size,
                 "threads": torch.get_num_threads(),
                 "data": str(source),

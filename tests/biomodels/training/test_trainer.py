@@ -204,8 +204,8 @@ def test_swap_fused_layernorm_copies_weights(fake_site):
 def test_optimizer_groups_skip_decay_on_bias_and_layernorm():
     model = tiny_model()
     opt, info = P.build_optimizer(model, lr=2e-5, weight_decay=0.01, device="cpu")
-    assert isinstance(opt, torch.optim.AdamW) and info["name"] == "torch.optim.AdamW(foreach=True)"
-    assert opt.defaults["foreach"] is True
+    assert isinstance(opt, torch.optim.AdamW) and info["name"] == "torch.optim.AdamW(fused=True)"
+    assert opt.defaults["fused"] is True
     names = {id(p): n for n, p in model.named_parameters()}
     decay = {names[id(p)] for p in opt.param_groups[0]["params"]}
     no_decay = {names[id(p)] for p in opt.param_groups[1]["params"]}
@@ -248,7 +248,7 @@ def test_training_learns_and_records_the_run(tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["best_metric"] == result.best_metric and saved["best_step"] == result.best_step
     assert saved["precision"]["name"] == "fp32"
-    assert saved["optimizer"]["name"] == "torch.optim.AdamW(foreach=True)"
+    assert saved["optimizer"]["name"] == "torch.optim.AdamW(fused=True)"
     assert saved["apex"]["detail"] == "apex not installed" and saved["world_size"] == 1
     assert [r["step"] for r in saved["history"]["train"]] == list(range(3, 25, 3))
     assert saved["history"]["train"][-1]["lr"] == 0.0  # linear decay ends at zero
@@ -309,11 +309,13 @@ def test_resume_without_rng_restore_diverges(tmp_path, monkeypatch):
 
 
 def assert_same_weights(a: nn.Module, b: nn.Module, atol: float) -> None:
-    """Parameters equal to `atol`. Attention key biases get 1e-5: their true gradient is zero
-    (softmax ignores a per-query constant), so Adam normalises pure rounding noise there."""
+    """Parameters equal to `atol`, or within 2 float32 ulps of their value (a LayerNorm weight near
+    1.0 has an ulp of 1.2e-7, and the fused AdamW rounds differently from the unfused one). Attention
+    key biases get 1e-5: their true gradient is zero (softmax ignores a per-query constant), so Adam
+    normalises pure rounding noise there."""
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         tol = 1e-5 if name.endswith("key.bias") else atol
-        torch.testing.assert_close(p, q, rtol=0, atol=tol, msg=name)
+        torch.testing.assert_close(p, q, rtol=2**-22, atol=tol, msg=name)
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path, monkeypatch):
