@@ -23,7 +23,7 @@ from corpora.errors import DocumentTooLargeError, MalformedInputError
 from corpora.formats.bioc_common import collection_info, document_from_bioc
 from corpora.formats.bioc_export import document_to_bioc, header_collection, iter_first
 from corpora.formats.limits import COLLECTION_ENV, max_collection_bytes
-from corpora.formats.textio import iter_lines, open_output, read_text, sha256_file
+from corpora.formats.textio import head_bytes, iter_lines, open_output, read_text, sha256_file
 from corpora.schema import Document, Source
 
 FORMAT = "bioc-json"
@@ -115,12 +115,17 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _is_json_lines(path: str | Path) -> bool:
-    """JSON lines when the first non-blank line is a whole document; a first line longer than the
-    per-document limit cannot be one (a collection written on one line), so it is read as a collection."""
+    """JSON lines when the first non-blank line is a whole document. A first line longer than the
+    per-document limit is a collection written on one line (read whole, under the collection limit)
+    unless the file starts as a document object (no "documents" key, a "passages" one): then that
+    document is too large however the file is laid out."""
     try:
         with closing(iter_lines(path)) as lines:
             return _first_is_document(lines)
     except DocumentTooLargeError:
+        head = head_bytes(path, 1 << 16)
+        if head.lstrip().startswith(b"{") and b'"passages"' in head and b'"documents"' not in head:
+            raise
         return False
 
 

@@ -67,6 +67,15 @@ def test_two_gib_json_line_in_a_gzip(tmp_path: Path) -> None:
         next(docs)
 
 
+def test_a_first_line_that_is_one_huge_document(tmp_path: Path) -> None:
+    """Not read as a 256 MB collection: a document object is bounded by the per-document limit."""
+    f = write_gzip_parts(
+        tmp_path / "one.jsonl.gz", [b'{"id": "d", "passages": [{"offset": 0, "text": "', repeated(b"H", 2048)]
+    )
+    with pytest.raises(DocumentTooLargeError, match="line 1: line 1 .* per-document limit of 20 MB"):
+        list(read_bioc_json(f))
+
+
 def test_collection_on_one_huge_line_is_bounded_by_the_collection_limit(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv(COLLECTION_ENV, "30")
     f = write_gzip_parts(
