@@ -247,3 +247,64 @@ def test_reconcile_is_incremental_and_exact(tmp_path: Path, monkeypatch: pytest.
     (tmp_path / "reconciled.json").write_text("{not json")
     assert store.reconcile() == {}
     assert _ids(store) == {"b1": [4, 5], "b2": [10], "u1": [6, 11], "u2": [1, 3], "u3": [8]}
+
+
+def test_full_disk_at_the_manifest_names_the_dataset_and_keeps_the_shards(tmp_path: Path, monkeypatch) -> None:
+    """ENOSPC while writing manifest.json: a StoreError saying what to do, every shard still readable."""
+    import errno
+    import os as os_module
+
+    from corpora.dataset import manifest as manifest_module
+    from corpora.errors import StoreError
+
+    store = DatasetStore(tmp_path / "ds")
+    write(store, "a", [make_doc(i) for i in range(3)])
+    store.write_manifest()
+    before = store.manifest_path.read_bytes()
+    real_fsync = os_module.fsync
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os_module.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(manifest_module.os, "fsync", full_disk)
+    with pytest.raises(StoreError) as err:
+        store.write_manifest()
+    monkeypatch.setattr(manifest_module.os, "fsync", real_fsync)
+    assert str(err.value) == (
+        f"{store.manifest_path}: cannot write into the dataset {store.root}: No space left on device; free disk "
+        "space there, then rerun (shards already written are kept and skipped)"
+    )
+    assert store.manifest_path.read_bytes() == before  # the old manifest, not a half one
+    assert [d.id for d in store.iter_documents()] == ["0", "1", "2"]
+    assert [p.name for p in store.manifest_path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_read_only_dataset_names_the_input_and_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    """A read-only data/ (simulated: tests may run as root, for whom chmod does not forbid): the
+    failed shard names its input file; the previous shard is untouched."""
+    import errno
+    import os as os_module
+
+    from corpora.dataset import store as store_module
+    from corpora.errors import StoreError
+
+    store = DatasetStore(tmp_path / "ds")
+    write(store, "a", [make_doc(1)])
+    real_replace = os_module.replace
+
+    def read_only(src, dst) -> None:
+        if Path(dst).parent == store.data_dir:
+            raise PermissionError(errno.EACCES, os_module.strerror(errno.EACCES), str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store_module.os, "replace", read_only)
+    entry = ShardEntry("a", "/inputs/corpus.PubTator.txt", "new", "pubtator", "v1")
+    with pytest.raises(StoreError) as err:
+        store.write_shard("a", [make_doc(2)], entry)
+    assert str(err.value) == (
+        f"/inputs/corpus.PubTator.txt: cannot write into the dataset {store.root}: Permission denied "
+        f"({store.shard_path('a')}); make the folder writable for this user (or choose another --out), then rerun"
+    )
+    monkeypatch.setattr(store_module.os, "replace", real_replace)
+    assert [d.id for d in store.iter_documents()] == ["1"]
+    assert list(store.staging_dir.iterdir()) == []  # the staged file is removed

@@ -104,3 +104,27 @@ def test_a_misspelled_preset_or_missing_training_file_is_a_usage_error(tmp_path,
     code, err = run(["pretrain", "no/such/dataset", "--out", str(tmp_path / "e")], capsys)
     assert (code, err) == (2, "error: input no/such/dataset: not found")
     assert not (tmp_path / "m").exists() and not (tmp_path / "e").exists()
+
+
+def test_output_that_a_later_run_would_read_as_input_is_refused(tmp_path, capsys) -> None:
+    """Issue 14, item 6: --out equal to a dataset (deletions then ignored), inside an input folder, or
+    inside the folder an input glob searches (the next run re-reads the dataset's files)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.xml").write_bytes((SAMPLES / "pubmed" / "pubmed1.xml").read_bytes())
+    code, err = run(["ingest", str(raw), "--out", str(raw / "ds")], capsys)
+    assert (code, err) == (2, f"error: --out {raw / 'ds'} is inside the input {raw}; choose another")
+    code, err = run(["ingest", f"{raw}/*.xml", "--out", str(raw / "ds")], capsys)
+    assert (code, err) == (
+        2,
+        f"error: --out {raw / 'ds'} is inside {raw}, searched by the input glob {raw}/*.xml (the next run would "
+        "read the dataset's own files as input); choose a folder outside it",
+    )
+    code, err = run(["ingest", str(raw / "a.xml"), "--out", str(raw / "a.xml")], capsys)
+    assert (code, err) == (2, f"error: --out {raw / 'a.xml'} is the input file {raw / 'a.xml'}; choose another")
+    dataset = tmp_path / "ds"
+    (dataset / "data").mkdir(parents=True)
+    (dataset / "manifest.json").write_text("{}")
+    code, err = run(["annotate", str(dataset), "--ner", "default", "--out", str(dataset / "ann")], capsys)
+    assert (code, err) == (2, f"error: --out {dataset / 'ann'} is inside the input {dataset}; choose another")
+    assert not (raw / "ds").exists() and not (dataset / "ann").exists()

@@ -76,3 +76,36 @@ def test_cli_offset_mismatch_policy(
     stamp = shard.stat().st_mtime_ns
     assert cli_main(base) == 1
     assert shard.stat().st_mtime_ns == stamp
+
+
+def test_cli_rerun_after_a_killed_run_repairs_instead_of_nothing_to_do(
+    tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture
+) -> None:
+    """Killed inside remove_documents (the shard renamed, its entry not): the next `biomed ingest` must
+    not answer "nothing to do" from the entries; it repairs the manifest and finishes the run."""
+    from corpora.dataset.store import DatasetStore
+    from tests.corpora.dataset.test_fault_points import citation, ingest_run, killed_runs, medline
+
+    base = medline(tmp_path / "m1.xml", [citation(11, "First"), citation(12, "Second")])
+    update = medline(tmp_path / "m2.xml", [citation(13, "Third")], deletions=(12,))
+    out = tmp_path / "ds"
+    ingest_run([str(base)], str(out))
+    killed_runs("ingest", {"after-removal-replace": (json.dumps([str(base), str(update)]), out)})
+    assert json.loads((out / "manifest.json").read_text())["rows"] == 2  # stale: the data now has 1 + 0
+    args = ["ingest", str(base), str(update), "--out", str(out), "--no-progress"]
+    assert cli_main(args) == 0
+    assert not capsys.readouterr().out.startswith("nothing to do")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rows"] == 2 == DatasetStore(out).count_rows()  # 11 and 13
+    assert sorted(d.document_id for d in DatasetStore(out).iter_documents()) == ["11", "13"]
+    assert cli_main(args) == 0
+    assert capsys.readouterr().out.startswith("nothing to do: ")
+
+
+def test_cli_on_duplicate(tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture) -> None:
+    src = tmp_path / "dup.PubTator.txt"
+    src.write_text("1|t|Aspirin.\n1|a|Fever.\n\n1|t|Aspirin again.\n1|a|Fever again.\n\n")
+    assert cli_main(["ingest", str(src), "--out", str(tmp_path / "a"), "--no-progress"]) == 1
+    assert "document id 1 appears twice (lines 1 and 4)" in capsys.readouterr().err
+    assert cli_main(["ingest", str(src), "--out", str(tmp_path / "b"), "--on-duplicate", "last", "--no-progress"]) == 0
+    assert [d.passages[0].text for d in open_dataset(tmp_path / "b").iter_documents()] == ["Aspirin again."]
