@@ -5,6 +5,9 @@ format detected from its content unless given. Each format has its own module (`
 `pubtator`, `bioc_xml`, `bioc_json`, `conll`, `chemprot`, `brat`, `ddi`); `bioc_common` and
 `bioc_export` hold the BioC mapping both BioC modules share, `concept_ids` the concept identifiers
 of PubTator and BioC, `textio` the opening of plain and gzip files with line numbers and hashes.
+Hostile input: `limits` (the per-document size limit, enforced before memory is allocated),
+`xml_safety` (lxml options, entity references refused) and `isolated_read` (native XML parsing in a
+child process, so a parser crash fails one file).
 """
 
 from corpora.formats.bioc_json import write_bioc_json

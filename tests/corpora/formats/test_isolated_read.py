@@ -183,3 +183,19 @@ def test_the_decorator_runs_native_formats_in_a_child(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):  # not detectable: the function itself reports it, here
         where(missing, "auto")
     assert _children() == []
+
+
+def test_memory_error_in_process_names_the_file(monkeypatch, tmp_path: Path) -> None:
+    """Issue 14.2: under a memory limit the error was an empty MemoryError."""
+
+    def starving(path: Path) -> Iterator[Document]:
+        yield from ()
+        raise MemoryError
+
+    monkeypatch.setattr(isolated_read, "get_reader", lambda fmt: starving)
+    with pytest.raises(DocumentTooLargeError) as info:
+        list(read_records(tmp_path / "big.txt", "pubtator"))
+    assert str(info.value) == (
+        f"{tmp_path / 'big.txt'}: ran out of memory after 0 records: a record is too large for the memory "
+        "available (see BIOMED_MAX_DOCUMENT_MB)"
+    )
