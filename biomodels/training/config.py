@@ -10,11 +10,18 @@ as `learning_rte` fails loudly instead of training with the default.
 A config file is a flat mapping of these keys; for readability it may group them in the sections
 `training` (or `train`), `data` and `model` (one level), and `-` may stand for `_` (`batch-size`). `lr` is an alias
 of `learning_rate`.
+
+A config file is read defensively: it must be UTF-8 (else the byte offset is named), YAML anchors
+and aliases are refused (a config never needs them, and a 300-byte alias bomb otherwise expands to
+gigabytes), a key given twice is an error in YAML, JSON and TOML alike (a section's key too), and
+numbers must be finite (`.inf`, `nan` are refused with the key named).
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import Field, asdict, dataclass, field, fields
@@ -179,7 +186,11 @@ class TrainConfig:
         return out
 
     def validate(self, task: str | None = None) -> None:
-        """ConfigError naming the first setting whose value is out of range."""
+        """ConfigError naming the first setting whose value is out of range (`.key` is that setting)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise _bad_value(f.name, value, "must be a finite number")
         checks = [
             ("learning_rate", self.learning_rate is None or self.learning_rate > 0, "must be > 0"),
             ("epochs", self.epochs is None or self.epochs >= 1, "must be >= 1"),
@@ -223,7 +234,7 @@ class TrainConfig:
         ]
         for key, ok, message in checks:
             if not ok:
-                raise ConfigError(f"config key {key!r} = {getattr(self, key)!r}: {message}")
+                raise _bad_value(key, getattr(self, key), message)
         if (
             task == "qa"
             and self.stride is not None
@@ -240,6 +251,12 @@ class TrainConfig:
 
 
 KEYS = tuple(f.name for f in fields(TrainConfig))
+
+
+def _bad_value(key: str, value: Any, message: str) -> ConfigError:
+    error = ConfigError(f"config key {key!r} = {value!r}: {message}")
+    error.key = key  # type: ignore[attr-defined]  # which setting, so build_config can name its source
+    return error
 
 
 def option_flags(f: Field) -> tuple[str, ...]:
@@ -321,9 +338,12 @@ def coerce_value(key: str, value: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise bad
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise bad from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: config key {key!r} must be a finite number, got {value!r}")
+        return number
     if base is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -342,6 +362,8 @@ def flatten(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
                 name = _canonical(str(sub_key))
                 if name not in KEYS:
                     raise _unknown(f"{key}.{sub_key}", where)
+                if name in out:
+                    raise ConfigError(f"{where}: config key {name!r} is given twice (again as {key}.{sub_key})")
                 out[name] = sub_value
             continue
         name = _canonical(key)
@@ -354,43 +376,122 @@ def flatten(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The raw mapping of a YAML (.yaml/.yml) or TOML (.toml) config file."""
+    """The raw mapping of a YAML (.yaml/.yml), TOML (.toml) or JSON (.json) config file."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
-    text = p.read_text(encoding="utf-8")
     suffix = p.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise ConfigError(f"{p}: config files must be .yaml, .yml, .toml or .json")
+    size = p.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{p}: {size} bytes, more than a config file holds ({MAX_CONFIG_BYTES}); is it the right file?"
+        )
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte {exc.start}, line {line}: 0x{raw[exc.start]:02x}); save it as UTF-8"
+        ) from None
     if suffix == ".toml":
         try:
-            data: Any = tomllib.loads(text)
+            data: Any = tomllib.loads(text)  # a key given twice is a TOMLDecodeError
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
-    elif suffix in (".yaml", ".yml"):
-        import yaml
-
+    elif suffix == ".json":
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
-        data = {} if data is None else data
+            data = json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+        except _Refused as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{p}: not valid JSON ({exc})") from exc
     else:
-        raise ConfigError(f"{p}: config files must be .yaml, .yml or .toml")
+        data = _load_yaml(text, p)
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a config file must hold a mapping of keys to values")
     return data
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config of every key with comments is a few kB
+
+
+class _Refused(ValueError):
+    """Something a config file may not hold (a key twice, an alias); the message says what and where."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Refused(f"key {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a number a config may hold")
+
+
+def _load_yaml(text: str, p: Path) -> Any:
+    """`yaml.safe_load` without anchors, aliases or repeated keys."""
+    import yaml
+
+    class ConfigLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+                sign = "*" if kind == "alias" else "&"
+                raise _Refused(
+                    f"line {event.start_mark.line + 1}: YAML {kind} {sign}{event.anchor} refused (config files "
+                    "take plain values; write the value out)"
+                )
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise _Refused(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        data = yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    return {} if data is None else data
+
+
 def build_config(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Defaults < `config_file` < `overrides` (None values in `overrides` mean "not given")."""
+    """Defaults < `config_file` < `overrides` (None values in `overrides` mean "not given"); every
+    value checked at once, a bad one named with where it came from."""
     values: dict[str, Any] = {}
+    given: dict[str, str] = {}
     if config_file is not None:
         where = str(config_file)
         for key, value in flatten(read_config_file(config_file), where).items():
             values[key] = coerce_value(key, value, where)
+            given[key] = where
     for key, value in flatten(dict(overrides or {}), "command line").items():
         if value is not None:
             values[key] = coerce_value(key, value, "command line")
-    return TrainConfig(**values)
+            given[key] = "command line"
+    config = TrainConfig(**values)
+    try:
+        config.validate()
+    except ConfigError as exc:
+        source = given.get(getattr(exc, "key", ""), "")
+        if not source:
+            raise
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
 
 
 __all__ = [

@@ -105,3 +105,89 @@ def test_trainer_and_api_share_the_defaults() -> None:
 
     assert trainer.TrainConfig is TrainConfig
     assert TrainConfig().save_every == 500
+
+
+# ---- hostile config files (issue 14, items 2 and 11)
+
+# each level nine aliases of the one before: 314 bytes that the old loader turned into 39 MB of
+# `entity_types` (two levels more: gigabytes)
+ALIAS_BOMB = (
+    "entity_types:\n- &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"- &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(5))
+    + f"- [{', '.join(['*f'] * 9)}]\n"
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(ALIAS_BOMB)
+    assert len(path.read_bytes()) == 314
+    with pytest.raises(ConfigError) as err:
+        build_config(path)
+    assert str(err.value) == (
+        f"{path}: line 2: YAML anchor &a refused (config files take plain values; write the value out)"
+    )
+    alias_only = tmp_path / "alias.yaml"
+    alias_only.write_text("epochs: *x\n")
+    with pytest.raises(ConfigError, match=r"line 1: YAML alias \*x refused"):
+        build_config(alias_only)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("c.yaml", "epochs: 1\nlr: 1e-4\nepochs: 2\n", "line 3: key 'epochs' is given twice"),
+        ("c.yaml", "epochs: 1\ntraining:\n  epochs: 2\n", "key 'epochs' is given twice (again as training.epochs)"),
+        ("c.json", '{"epochs": 1, "epochs": 2}', "key 'epochs' is given twice"),
+        ("c.toml", "epochs = 1\nepochs = 2\n", "not valid TOML"),
+        ("c.yaml", "lr: 1e-4\nlearning_rate: 2e-4\n", "config key 'learning_rate' is given twice"),
+    ],
+)
+def test_a_key_given_twice_is_an_error_in_every_format(tmp_path, name: str, text: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        build_config(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+
+
+def test_json_config_files_are_read(tmp_path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text('{"training": {"epochs": 2}, "batch-size": 8}')
+    config = build_config(path)
+    assert (config.epochs, config.batch_size) == (2, 8)
+    path.write_text('{"learning_rate": NaN}')
+    with pytest.raises(ConfigError, match="NaN is not a number a config may hold"):
+        build_config(path)
+
+
+def test_a_config_that_is_not_utf8_names_the_byte(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"epochs: 2\n# caf\xe9\n")
+    with pytest.raises(ConfigError) as err:
+        build_config(path)
+    assert str(err.value) == f"{path}: not UTF-8 text (byte 15, line 2: 0xe9); save it as UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("learning_rate: .inf\n", "config key 'learning_rate' must be a finite number, got inf"),
+        ("weight_decay: .inf\n", "config key 'weight_decay' must be a finite number, got inf"),
+        ("max_grad_norm: .nan\n", "config key 'max_grad_norm' must be a finite number, got nan"),
+        ("max_grad_norm: -5\n", "config key 'max_grad_norm' = -5.0: must be > 0"),
+        ("log_every: 0\n", "config key 'log_every' = 0: must be >= 1"),
+        ("num_workers: -3\n", "config key 'num_workers' = -3: must be >= 0"),
+    ],
+)
+def test_bad_values_in_a_file_are_refused_when_it_is_read(tmp_path, text: str, message: str) -> None:
+    """Refused by build_config, naming the file, not later by the trainer."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        build_config(path)
+    assert str(err.value) == f"{path}: {message}"
+    with pytest.raises(ConfigError, match="^command line: config key 'learning_rate' must be a finite number"):
+        build_config(None, {"learning_rate": "inf"})
+    with pytest.raises(ConfigError, match="config key 'weight_decay' = inf: must be a finite number"):
+        TrainConfig(weight_decay=float("inf")).resolved("ner")  # the Python API checks too
