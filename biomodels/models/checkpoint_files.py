@@ -10,7 +10,11 @@ unrestricted, with a warning, for a file the user trusts.
 Containers are read by name, never extracted to disk: members of a zip (NGC's
 `megatron_bert_345m_v0.1_uncased.zip` holds `release/mp_rank_00/model_optim_rng.pt`) and of a
 `.nemo` tar are read into memory, links and special members are refused, and a member must hold
-exactly the bytes its header states.
+exactly the bytes its header states. Sizes are checked from the headers before a byte is read: a
+config, version or vocabulary member (text) may hold at most `MAX_TEXT_MEMBER_BYTES`, anything else
+`MAX_MEMBER_BYTES`; a weights member must start like a PyTorch checkpoint (zip or pickle) before
+the rest is read. A 3 GB member of zeros (14 MB compressed) is thus refused after its header or
+its first bytes, not after 3 GB of memory.
 
 Tested in `tests/biomodels/models/test_checkpoint_files.py`.
 """
@@ -36,6 +40,10 @@ log = logging.getLogger(__name__)
 
 TRUST_HINT = "--trust-checkpoint (CLI) or trust_checkpoint=True (Python)"
 MAX_MEMBER_BYTES = 8 << 30  # a 345m checkpoint with optimizer state is about 4 GB; a config or vocab is tiny
+MAX_TEXT_MEMBER_BYTES = 64 << 20  # a BERT vocab is 0.2-1 MB, a model_config.yaml a few kB
+TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".vocab")
+WEIGHT_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip format; the legacy format starts with a pickle
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _DETAIL = re.compile(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", re.S)
 
@@ -129,11 +137,13 @@ def zip_member(path: Path, suffix: str) -> tuple[str, bytes] | None:
 def tar_member(tar: tarfile.TarFile, suffix: str, where: Path) -> tarfile.TarInfo | None:
     """The one regular member of a `.nemo` tar whose file name ends with `suffix` (None when absent).
 
-    Links and device members are refused outright: a real `.nemo` holds plain files only."""
+    Links and device members are refused outright: a real `.nemo` holds plain files only. The first
+    call walks the archive once, checking every member as its header is read (`_check_member`), so
+    an implausible member is refused before the walk decompresses its data to reach the next one."""
     hits = []
     try:
-        members = tar.getmembers()
-    except (tarfile.TarError, OSError) as exc:
+        members = _checked_members(tar, where)
+    except (tarfile.TarError, OSError, EOFError) as exc:
         raise ModelError(f"{where}: the .nemo archive is cut short or damaged: {exc}") from exc
     for member in members:
         if Path(member.name).name.endswith(suffix):
@@ -147,15 +157,39 @@ def tar_member(tar: tarfile.TarFile, suffix: str, where: Path) -> tarfile.TarInf
     return hits[0] if hits else None
 
 
-def read_tar_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: Path) -> bytes:
-    """The bytes of a regular member, exactly as many as its header states."""
+def _checked_members(tar: tarfile.TarFile, where: Path) -> list[tarfile.TarInfo]:
+    if getattr(tar, "_biomed_checked", False):
+        return tar.getmembers()
+    while (member := tar.next()) is not None:
+        if member.isfile():
+            _check_member(tar, member, where)
+    tar._biomed_checked = True  # type: ignore[attr-defined]
+    return tar.getmembers()
+
+
+def _check_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: Path) -> None:
+    """Header size within its limit; a weights member's first bytes those of a PyTorch checkpoint."""
     _check_size(where, member.name, member.size)
+    if member.size and member.name.lower().endswith(WEIGHT_SUFFIXES):
+        handle = tar.extractfile(member)
+        head = handle.read(4) if handle is not None else b""
+        if not head.startswith(TORCH_MAGIC):
+            raise ModelError(
+                f"{where}: .nemo member {member.name} does not start like a PyTorch checkpoint (first bytes "
+                f"{head.hex(' ')}); the archive is damaged or not a NeMo model"
+            )
+
+
+def read_tar_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: Path) -> bytes:
+    """The bytes of a regular member, exactly as many as its header states, once its header size
+    (and, for a weights member, its first bytes) are plausible."""
     handle = tar.extractfile(member)
     if handle is None:
         raise ModelError(f"{where}: .nemo member {member.name} cannot be read")
     try:
+        _check_member(tar, member, where)
         data = handle.read(member.size + 1)
-    except (tarfile.TarError, OSError) as exc:
+    except (tarfile.TarError, OSError, EOFError) as exc:
         raise ModelError(
             f"{where}: .nemo member {member.name} is cut short (its header says {member.size} bytes): {exc}"
         ) from exc
@@ -164,9 +198,18 @@ def read_tar_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: Path) 
     return data
 
 
+def _is_text(name: str) -> bool:
+    return name.lower().endswith(TEXT_SUFFIXES)
+
+
 def _check_size(where: Path, name: str, size: int) -> None:
-    if size > MAX_MEMBER_BYTES:
-        raise ModelError(f"{where}: member {name} states {size} bytes, more than any real checkpoint member")
+    limit = MAX_TEXT_MEMBER_BYTES if _is_text(name) else MAX_MEMBER_BYTES
+    if size > limit:
+        kind = "a text member (config, version, vocabulary)" if limit == MAX_TEXT_MEMBER_BYTES else "a member"
+        raise ModelError(
+            f"{where}: member {name} states {size} bytes, more than {kind} of a real checkpoint holds "
+            f"({limit} bytes); refused before reading it"
+        )
 
 
 def load_member(data: bytes, where: Path, *, trust: bool) -> Any:
@@ -175,6 +218,7 @@ def load_member(data: bytes, where: Path, *, trust: bool) -> Any:
 
 __all__ = [
     "MAX_MEMBER_BYTES",
+    "MAX_TEXT_MEMBER_BYTES",
     "UnsafeCheckpointError",
     "allowed_globals",
     "is_torch_zip",

@@ -123,3 +123,60 @@ def test_nemo_members_links_and_sizes(tmp_path: Path) -> None:
     short.write_bytes(bytes(raw[:1024]))
     with pytest.raises(ModelError, match="cut short"), tarfile.open(short) as tar:
         read_tar_member(tar, tar_member(tar, "model_config.yaml", short), short)
+
+
+def zero_member_nemo(path: Path, small: list[tuple[str, bytes]], big_name: str, big_size: int) -> Path:
+    """A gzip'd .nemo whose last member is `big_size` zero bytes, written in milliseconds: after the
+    big member's header everything is zeros (its data, then the end-of-archive blocks), so the file
+    is the compressed head followed by one precompressed MiB of zeros repeated (gzip members may be
+    concatenated). 3 GiB take 3 MB, as a real 3 GB zero member takes 14 MB at level 6."""
+    import gzip
+    import tarfile
+
+    def header(name: str, size: int) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+
+    head = b""
+    for name, data in small:
+        head += header(name, len(data)) + data + bytes(-len(data) % 512)
+    head += header(big_name, big_size)
+    zeros = big_size + 1024
+    mib = gzip.compress(bytes(1 << 20), compresslevel=9)
+    with open(path, "wb") as out:
+        out.write(gzip.compress(head))
+        for _ in range(zeros >> 20):
+            out.write(mib)
+        out.write(gzip.compress(bytes(zeros % (1 << 20))))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("small", "big", "message"),
+    [
+        ([], "./model_config.yaml", "member ./model_config.yaml states 3221225472 bytes, more than a text member"),
+        (
+            [("./model_config.yaml", b"num_layers: 2\n")],
+            "./model_weights.ckpt",
+            "member ./model_weights.ckpt does not start like a PyTorch checkpoint (first bytes 00 00 00 00)",
+        ),
+    ],
+)
+def test_a_3gb_zero_member_is_refused_without_reading_it(tmp_path: Path, small, big: str, message: str) -> None:
+    """Issue 14, item 11: a .nemo with a 3 GB member was read whole (3.3 GB RSS)."""
+    import tracemalloc
+
+    from biomodels.models.megatron_checkpoint import load_nemo_archive
+
+    nemo = zero_member_nemo(tmp_path / "big.nemo", small, big, 3 << 30)
+    assert nemo.stat().st_size < 4 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelError) as err:
+            load_nemo_archive(nemo)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert message in str(err.value)
+    assert peak < 64 << 20  # Python allocations: a few buffers of the tar reader, not the member
