@@ -77,7 +77,8 @@ def read_bioc_xml(path: str | Path, *, mismatch: str = "error") -> Iterator[Docu
                     if collection is None:
                         collection = collection_info(header["source"], header["date"], header["key"], coll_infons)
                     count += 1
-                    refuse_entity_references(path, elem, record=f"document #{count}")
+                    if fh.other_entities:
+                        refuse_entity_references(path, elem, record=f"document #{count}")
                     fh.mark()
                     node = _document(elem, path)
                     yield document_from_bioc(

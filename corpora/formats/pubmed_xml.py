@@ -63,7 +63,8 @@ def read_pubmed_xml(path: Path) -> Iterator[Document | Deletion]:
                 tag = elem.tag
                 if tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
                     continue  # handled with its PubmedArticle (which holds the DOI/PMCID)
-                refuse_entity_references(path, elem)
+                if stream.other_entities:
+                    refuse_entity_references(path, elem)
                 stream.mark()
                 if tag == "MedlineCitation":
                     yield _citation(path, source_path, elem, None)

@@ -101,3 +101,18 @@ def test_conll_docstart_block_is_bounded(tmp_path: Path, monkeypatch) -> None:
         list(read_conll(f))
     f.write_text("tok\tO\n\n" * 3000, encoding="utf-8")  # 3,000 one-sentence documents: each is small
     assert len(list(read_conll(f))) == 3000
+
+
+@pytest.mark.parametrize(
+    ("data", "flagged"),
+    [
+        (b"a &amp; b &lt;&gt;&quot;&apos; &#65; &#x42;", False),
+        (b"Aspirin &co; helps", True),
+        (b"cut at the end &am", True),  # a name cut by the chunk end: conservative
+        (b"no ampersand at all", False),
+    ],
+)
+def test_other_entities_flag(data: bytes, flagged: bool) -> None:
+    stream = LimitedStream(io.BytesIO(data), "f.xml", limit=1000)
+    stream.read(len(data))
+    assert stream.other_entities is flagged
