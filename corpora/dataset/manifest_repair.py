@@ -60,8 +60,11 @@ def table_counts(table: pa.Table) -> dict[str, Any]:
 
 def file_write_id(path: Path) -> str | None:
     """The `write_id` recorded in a shard file's metadata (None for files written before it was)."""
-    meta = pq.read_metadata(path).metadata or {}
-    value = meta.get(WRITE_ID_KEY)
+    return _write_id(pq.read_metadata(path))
+
+
+def _write_id(footer: pq.FileMetaData) -> str | None:
+    value = (footer.metadata or {}).get(WRITE_ID_KEY)
     return value.decode() if value else None
 
 
@@ -84,8 +87,8 @@ def repair_manifest(store: Any) -> list[str]:
             repairs.append(f"{entry.shard}: entry without a shard file deleted")
             continue
         try:
-            written_by = file_write_id(shard_path)
-            rows = pq.read_metadata(shard_path).num_rows
+            footer = pq.read_metadata(shard_path)
+            written_by, rows = _write_id(footer), footer.num_rows
         except (OSError, pa.ArrowInvalid) as exc:
             raise StoreError(f"{shard_path}: cannot read the shard's footer ({exc}); delete it and rerun") from exc
         if written_by is not None and entry.write_id and written_by != entry.write_id:
