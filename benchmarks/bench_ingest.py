@@ -19,6 +19,7 @@ last stdout line is a JSON object with those figures plus peak_rss_mb and peak_r
 
     .venv/bin/python benchmarks/bench_ingest.py                    # 30,000 citations
     .venv/bin/python benchmarks/bench_ingest.py --citations 3000   # quick run while developing
+    .venv/bin/python benchmarks/bench_ingest.py --isolation        # cost of reading in a child process
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
 import resource
 import subprocess
@@ -129,22 +131,38 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def _cpu_with_children() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _read_ours(path: Path) -> tuple[int, int]:
+    """Citations and characters read by our reader (the work a benchmark run times)."""
+    from corpora.formats.pubmed_xml import read_pubmed_xml
+    from corpora.schema import Document
+
+    n = chars = 0
+    for rec in read_pubmed_xml(path):
+        if isinstance(rec, Document):
+            n += 1
+            chars += rec.passages[-1].offsets[0][1]
+    return n, chars
+
+
 def worker(kind: str, path: Path) -> dict:
-    """Run one reader over `path` in this process; report count, seconds and peak RSS."""
+    """Run one reader over `path` in this process; report count, seconds and peak RSS.
+
+    `isolated` is ours as `biomed ingest` runs it: in a forked child that returns only its result
+    (`corpora.formats.isolated_read.run_in_child`); its CPU time includes the child's.
+    """
     sys.path.insert(0, str(ROOT))
-    if kind == "ours":
-        from corpora.formats.pubmed_xml import read_pubmed_xml
-        from corpora.schema import Document
+    if kind in ("ours", "isolated"):
+        from corpora.formats.isolated_read import run_in_child
 
         rss_before = _peak_rss_mb()
-        t0, c0 = time.perf_counter(), time.process_time()
-        n = 0
-        chars = 0
-        for rec in read_pubmed_xml(path):
-            if isinstance(rec, Document):
-                n += 1
-                chars += rec.passages[-1].offsets[0][1]
-        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), _cpu_with_children()
+        n, chars = run_in_child(path, _read_ours, path) if kind == "isolated" else _read_ours(path)
+        seconds, cpu = time.perf_counter() - t0, _cpu_with_children() - c0
     else:
         import pubmed_parser
         from pubmed_parser import medline_parser
@@ -204,7 +222,12 @@ def main() -> None:
         "--repeat", type=int, default=3, help="runs per reader, interleaved; the fastest counts (shared CPUs are noisy)"
     )
     ap.add_argument("--skip-3x", action="store_true", help="skip the 3x-larger memory check")
-    ap.add_argument("--worker", choices=["ours", "peer"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--isolation",
+        action="store_true",
+        help="compare ours in-process with ours in a child process (as biomed ingest reads XML) instead of the peer",
+    )
+    ap.add_argument("--worker", choices=["ours", "peer", "isolated"], help=argparse.SUPPRESS)
     ap.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -220,6 +243,9 @@ def main() -> None:
         f"ready in {time.perf_counter() - t0:.1f} s)"
     )
 
+    if args.isolation:
+        compare_isolation(path, args)
+        return
     best: dict[str, dict] = {}
     for _ in range(args.repeat):
         for kind in ("ours", "peer"):
@@ -268,6 +294,37 @@ def main() -> None:
             f"3x file ({3 * args.citations} citations): ours {r3['per_s']:.0f}/s, peak RSS {r3['peak_rss_mb']:.0f} MB "
             f"(vs {result['peak_rss_mb']:.0f} MB on the 1x file)"
         )
+    print(json.dumps(result))
+
+
+def compare_isolation(path: Path, args: argparse.Namespace) -> None:
+    """Ours in-process against ours in a child process, interleaved, best of --repeat each."""
+    best: dict[str, dict] = {}
+    for _ in range(args.repeat):
+        for kind in ("ours", "isolated"):
+            r = run_worker(kind, path)
+            print(
+                f"  {kind}: {r['n']} citations in {r['seconds']:.2f} s wall ({r['per_s']:.0f}/s), "
+                f"{r['cpu_seconds']:.2f} s CPU, peak RSS {r['peak_rss_mb']:.0f} MB (parent)",
+                flush=True,
+            )
+            if r["n"] != args.citations:
+                raise SystemExit(f"{kind}: read {r['n']} citations, expected {args.citations}")
+            if kind not in best or r["seconds"] < best[kind]["seconds"]:
+                best[kind] = r
+            if kind + "_cpu" not in best or r["cpu_seconds"] < best[kind + "_cpu"]["cpu_seconds"]:
+                best[kind + "_cpu"] = r
+    result = {
+        "citations": args.citations,
+        "repeat": args.repeat,
+        "in_process_s": round(best["ours"]["seconds"], 2),
+        "isolated_s": round(best["isolated"]["seconds"], 2),
+        "wall_cost_pct": round(100 * (best["isolated"]["seconds"] / best["ours"]["seconds"] - 1), 1),
+        "in_process_cpu_s": round(best["ours_cpu"]["cpu_seconds"], 2),
+        "isolated_cpu_s": round(best["isolated_cpu"]["cpu_seconds"], 2),
+        "cpu_cost_pct": round(100 * (best["isolated_cpu"]["cpu_seconds"] / best["ours_cpu"]["cpu_seconds"] - 1), 1),
+        "parent_peak_rss_mb": round(best["isolated"]["peak_rss_mb"], 1),
+    }
     print(json.dumps(result))
 
 
