@@ -25,17 +25,22 @@ CDR_XML = SAMPLES / "bc5cdr" / "CDR_train_sample.BioC.xml"
 
 
 def _children() -> list[int]:
-    """Child processes of this process that are still there (zombies included)."""
+    """Forked children of this process still there (zombies included): child processes with this
+    process's command line (a Prefect server the session started has its own)."""
     me = os.getpid()
+    with open(f"/proc/{me}/cmdline", "rb") as fh:
+        mine = fh.read()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat", encoding="ascii") as fh:
                     fields = fh.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    cmdline = fh.read()
             except OSError:
                 continue
-            if int(fields[1]) == me:
+            if int(fields[1]) == me and cmdline in (mine, b""):  # a zombie has an empty cmdline
                 found.append(int(entry))
     return found
 
@@ -199,3 +204,41 @@ def test_memory_error_in_process_names_the_file(monkeypatch, tmp_path: Path) -> 
         f"{tmp_path / 'big.txt'}: ran out of memory after 0 records: a record is too large for the memory "
         "available (see BIOMED_MAX_DOCUMENT_MB)"
     )
+
+
+def test_ingest_flow_reports_the_crash_and_the_bomb_and_writes_the_rest(
+    monkeypatch, tmp_path: Path, prefect_harness: None
+) -> None:
+    """The issue's `biomed ingest bomb.xml.gz good.xml`, through the flow: both bad files are listed
+    with their reason, the good one is written and the manifest exists."""
+    from corpora.dataset.store import open_dataset
+    from corpora.errors import PartialFailure
+    from pipelines.flows.ingest import ingest_flow
+    from tests.corpora.formats.hostile_inputs import repeated, write_gzip_parts
+
+    bomb = write_gzip_parts(
+        tmp_path / "bomb.xml.gz",
+        [
+            b'<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID><Article><Abstract><AbstractText Label="',
+            repeated(b"A", 2048),
+            b'">x</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle></PubmedArticleSet>',
+        ],
+    )
+    crash = tmp_path / "crash.xml"
+    crash.write_bytes(b'<document id="d1"><sentence id="d1.s0" text="x"/></document>')
+    good = tmp_path / "good.xml"
+    good.write_bytes((SAMPLES / "pubmed" / "pubmed1.xml").read_bytes())
+    monkeypatch.setattr(
+        isolated_read, "get_reader", lambda fmt: _crashing_reader if fmt == "ddi-xml" else get_reader(fmt)
+    )
+    out = tmp_path / "ds"
+    with pytest.raises(PartialFailure) as info:
+        ingest_flow([str(bomb), str(crash), str(good)], str(out), progress=False)
+    failed = {Path(r["path"]).name: r["error"] for r in info.value.summary.failed}
+    assert set(failed) == {"bomb.xml.gz", "crash.xml"}
+    assert "per-document limit of 20 MB" in failed["bomb.xml.gz"]
+    assert "killed by SIGSEGV" in failed["crash.xml"]
+    assert [Path(r["path"]).name for r in info.value.summary.written] == ["good.xml"]
+    assert (out / "manifest.json").is_file()
+    assert {d.source.path for d in open_dataset(out).iter_documents()} == {str(good)}
+    assert _children() == []
