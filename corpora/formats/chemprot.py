@@ -30,8 +30,9 @@ standard are kept in `metadata.extra` as JSON:
 Memory: the abstracts are streamed, but the siblings are grouped by PMID in an order that differs
 from the abstracts file (entities are contiguous per PMID, not aligned with the abstracts), so each
 sibling is indexed by PMID first. ChemProt sets are small (about 1,000 abstracts, 13,000 entities
-per split), so that costs a few MB. Sibling lines whose PMID has no abstract raise
-`MalformedInputError` after the last Document.
+per split), so that costs a few MB; a sibling larger than the collection limit
+(`corpora.formats.limits`, 256 MB) is refused rather than indexed. Sibling lines whose PMID has no
+abstract raise `MalformedInputError` after the last Document.
 
 `source.sha256` hashes the abstracts file only; callers that cache on it should also hash the
 siblings (see `companion_paths`).
@@ -46,7 +47,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpora.errors import InputError, MalformedInputError, OffsetMismatchError
+from corpora.errors import DocumentTooLargeError, InputError, MalformedInputError, OffsetMismatchError
+from corpora.formats.limits import COLLECTION_ENV, describe, max_collection_bytes
 from corpora.formats.textio import iter_lines, sha256_file
 from corpora.schema import Document, Entity, Metadata, Relation, Source, passages_from_texts
 
@@ -136,9 +138,21 @@ def read_chemprot(path: str | Path, *, all_relations: bool = False) -> Iterator[
 
 
 def _index(path: Path, parse) -> dict[str, list]:
-    """Group a sibling file's parsed rows by PMID, keeping file order and line numbers."""
+    """Group a sibling file's parsed rows by PMID, keeping file order and line numbers.
+
+    The index is held whole, so the sibling is bounded as a whole, by the collection limit of
+    `corpora.formats.limits` (256 MB; real sets are a few MB)."""
     index: dict[str, list] = defaultdict(list)
+    limit = max_collection_bytes()
+    size = 0
     for lineno, raw in iter_lines(path):
+        size += len(raw) + 1
+        if size > limit:
+            raise DocumentTooLargeError(
+                path,
+                f"this ChemProt sibling is indexed whole and is larger than {describe(limit, COLLECTION_ENV)}",
+                line=lineno,
+            )
         if not raw.strip():
             continue
         pmid, row = parse(path, lineno, raw.split("\t"))

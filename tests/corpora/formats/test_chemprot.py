@@ -189,3 +189,15 @@ def test_entities_without_an_abstract(tmp_path: Path) -> None:
     with pytest.raises(MalformedInputError, match="99999999 has no abstract") as info:
         list(read_chemprot(main))
     assert (info.value.path, info.value.line) == (str(entities), n_lines + 1)
+
+
+def test_a_sibling_larger_than_the_collection_limit_is_refused_not_indexed(tmp_path: Path, monkeypatch) -> None:
+    """The siblings are indexed whole (issue 14: bounded memory per input), so they are bounded whole."""
+    from corpora.errors import DocumentTooLargeError
+    from corpora.formats.limits import COLLECTION_ENV
+
+    main = _copy_set(tmp_path)
+    monkeypatch.setenv(COLLECTION_ENV, "0.01")  # 10,000 bytes; the sample's entities file is larger
+    assert (tmp_path / "set_entities.tsv").stat().st_size > 10_000
+    with pytest.raises(DocumentTooLargeError, match=r"set_entities\.tsv, line \d+: this ChemProt sibling"):
+        list(read_chemprot(main))
