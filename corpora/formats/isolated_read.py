@@ -14,7 +14,8 @@ manifest. So the formats parsed by native code (`ISOLATED_FORMATS`) are handled 
 - `read_records` streams the records of one file from a child (in batches of `BATCH_SIZE`), for
   callers that need the Documents themselves.
 - An error raised on purpose (`corpora.errors`) arrives in the parent as it was raised; any other
-  exception arrives as a RuntimeError carrying the child's traceback. Warnings and the records of
+  exception too (an OSError stays one, so transient I/O is still retried), with the child's
+  traceback as a note, or as a RuntimeError carrying it when it cannot be pickled. Warnings and the records of
   the `corpora` loggers are re-issued in the parent. A child that dies (a signal, or running out
   of the address space `BIOMED_READER_MEMORY_MB` allows it beyond what the fork already maps, no
   cap by default) gives a `ParserCrashError` naming the signal; one that sends nothing for
@@ -39,6 +40,7 @@ import functools
 import inspect
 import logging
 import os
+import pickle
 import resource
 import signal
 import sys
@@ -287,8 +289,8 @@ def _child(path: Path, work: Callable, conn: Connection, memory_mb: float | None
                 send("error", exc)
             except MemoryError:
                 send("error", _out_of_memory(path, None))
-            except Exception as exc:  # a bug: the parent re-raises it with the child's traceback
-                send("error", _unexpected(path, exc))
+            except Exception as exc:  # OSError (retried when transient) or a bug: raised in the parent
+                send("error", _portable(path, exc))
     except BaseException:  # the parent went away (broken pipe) or a signal: nothing left to tell
         code = 1
     finally:
@@ -303,9 +305,17 @@ def _virtual_size() -> int:
     raise OSError("no VmSize in /proc/self/status")
 
 
-def _unexpected(path: Path, exc: Exception) -> Exception:
-    """A picklable copy of an error that is not ours, with the child's traceback in its message."""
+def _portable(path: Path, exc: Exception) -> Exception:
+    """`exc` with the child's traceback as a note, when it survives pickling (so an OSError stays
+    an OSError, which the task's retry policy looks at); else a RuntimeError carrying that text."""
     text = "".join(traceback.format_exception(exc))
+    try:
+        exc.add_note(f"raised in the child process reading {path}:\n{text}")
+        copy = pickle.loads(pickle.dumps(exc))
+        if type(copy) is type(exc) and str(copy) == str(exc):
+            return exc
+    except Exception:
+        pass
     return RuntimeError(f"{path}: the {type(exc).__name__} below was raised in the reader's process\n{text}")
 
 

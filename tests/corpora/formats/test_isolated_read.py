@@ -132,13 +132,44 @@ def test_stopping_early_ends_the_child(tmp_path: Path) -> None:
     assert _children() == []
 
 
-def test_an_unexpected_error_keeps_the_childs_traceback(monkeypatch, tmp_path: Path) -> None:
+def test_an_unexpected_error_keeps_its_type_and_the_childs_traceback(monkeypatch, tmp_path: Path) -> None:
     def broken(path: Path) -> Iterator[Document]:
         yield from ()
         raise KeyError("oops")
 
     monkeypatch.setattr(isolated_read, "get_reader", lambda fmt: broken)
-    with pytest.raises(RuntimeError, match=r"the KeyError below was raised in the reader's process\n(.|\n)*'oops'"):
+    with pytest.raises(KeyError, match="oops") as info:
+        list(read_records(tmp_path / "x.xml", "pubmed-xml"))
+    (note,) = info.value.__notes__
+    assert note.startswith(f"raised in the child process reading {tmp_path / 'x.xml'}:\nTraceback")
+    assert "in broken" in note
+
+
+def test_an_os_error_in_the_child_stays_an_os_error(monkeypatch, tmp_path: Path) -> None:
+    """The retry policy (tasks/retry.py) tells transient I/O from a bad path by the OSError's errno."""
+    import errno
+
+    def flaky(path: Path) -> Iterator[Document]:
+        yield from ()
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(isolated_read, "get_reader", lambda fmt: flaky)
+    with pytest.raises(OSError) as info:
+        list(read_records(tmp_path / "x.xml", "pubmed-xml"))
+    assert (info.value.errno, info.value.filename) == (errno.EIO, str(tmp_path / "x.xml"))
+
+
+def test_an_error_that_cannot_be_pickled_arrives_as_text(monkeypatch, tmp_path: Path) -> None:
+    class Odd(Exception):
+        def __init__(self, a: int, b: int) -> None:  # pickling calls Odd(msg): fails
+            super().__init__(f"odd {a} {b}")
+
+    def broken(path: Path) -> Iterator[Document]:
+        yield from ()
+        raise Odd(1, 2)
+
+    monkeypatch.setattr(isolated_read, "get_reader", lambda fmt: broken)
+    with pytest.raises(RuntimeError, match=r"the Odd below was raised in the reader's process\n(.|\n)*odd 1 2"):
         list(read_records(tmp_path / "x.xml", "pubmed-xml"))
 
 
