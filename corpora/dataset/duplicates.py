@@ -7,11 +7,14 @@ no such meaning, so the user chooses with `--on-duplicate`:
 
 - `error` (default): the file fails, the message names both places (lines where the format has
   them, e.g. PubTator title lines; otherwise the documents' positions in the file);
-- `last`: the later document replaces the earlier one (as MEDLINE does);
+- `last`: the later document replaces the earlier one (as MEDLINE does), within a file and across
+  the files of the same format ingested with `last`, the later file by name winning
+  (`DatasetStore.reconcile`, `supersede_groups`);
 - `keep`: both are kept (the behaviour before this rule).
 
-Across files of other formats ids are not compared: several formats number their documents per
-file (CoNLL sentences `1`, `2`, ...), so the same id in two files is usually two documents.
+Under `error` and `keep` ids are not compared across files: several formats number their
+documents per file (CoNLL sentences `1`, `2`, ...), so the same id in two files is usually two
+documents; `last` says that they are the same document.
 
 Tested in `tests/corpora/dataset/test_duplicates.py`.
 """

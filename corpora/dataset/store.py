@@ -296,8 +296,10 @@ class DatasetStore:
             self._write_entry(entry)
         return removed
 
-    def reconcile(self, supersede_formats: tuple[str, ...] = ("pubmed-xml",)) -> dict[str, int]:
-        """Apply MEDLINE semantics across the pubmed-xml shards, oldest first by source file name.
+    def reconcile(self) -> dict[str, int]:
+        """Apply MEDLINE semantics across the pubmed-xml shards, oldest first by source file name,
+        and the same "later wins" across the shards of each other format ingested with
+        `--on-duplicate last` (`supersede_groups`).
 
         A `DeleteCitation` recorded by a shard removes that PMID from every shard whose source sorts
         before it; a citation that appears again in a later pubmed-xml shard (a revised record in an
@@ -312,11 +314,20 @@ class DatasetStore:
         rewrite only of the shards it touches, and memory holds the new files' ids, not the
         baseline's tens of millions. Without the record (older datasets) everything is checked.
         """
-        entries = sorted(
-            (e for e in self.entries().values() if e.format in supersede_formats),
-            key=lambda e: (Path(e.source_path).name, e.shard),
-        )
         seen = self._reconciled_writes()
+        removed: dict[str, int] = {}
+        record: dict[str, list[str]] = {}
+        for entries in supersede_groups(self.entries().values()):
+            removed.update(self._reconcile_group(entries, seen))
+            record.update({e.shard: _write_key(e) for e in entries})
+        try:
+            write_json_atomic(self.root / RECONCILED_FILE, {"writes": record})
+        except OSError as exc:
+            raise write_error(exc, self.root, str(self.root / RECONCILED_FILE)) from exc
+        return removed
+
+    def _reconcile_group(self, entries: list[ShardEntry], seen: dict[str, list[str]]) -> dict[str, int]:
+        """`reconcile` over one group of shards, sorted oldest first."""
         changed = [_write_key(e) != seen.get(e.shard) for e in entries]
         removed: dict[str, int] = {}
         if any(changed):
@@ -342,19 +353,13 @@ class DatasetStore:
                     later_all |= ids
                 if changed[i]:
                     later_changed |= ids
-        try:
-            write_json_atomic(
-                self.root / RECONCILED_FILE,
-                {"formats": list(supersede_formats), "writes": {e.shard: _write_key(e) for e in entries}},
-            )
-        except OSError as exc:
-            raise write_error(exc, self.root, str(self.root / RECONCILED_FILE)) from exc
         return removed
 
-    def reconciled(self, supersede_formats: tuple[str, ...] = ("pubmed-xml",)) -> bool:
+    def reconciled(self) -> bool:
         """True when `reconcile` has seen the current write of every shard it applies to (nothing to do)."""
         seen = self._reconciled_writes()
-        return all(_write_key(e) == seen.get(e.shard) for e in self.entries().values() if e.format in supersede_formats)
+        groups = supersede_groups(self.entries().values())
+        return all(_write_key(e) == seen.get(e.shard) for group in groups for e in group)
 
     def _reconciled_writes(self) -> dict[str, list[str]]:
         path = self.root / RECONCILED_FILE
@@ -422,6 +427,22 @@ def write_error(exc: OSError, root: Path, source: str) -> StoreError:
     where = f" ({exc.filename})" if exc.filename else ""
     advice = _ADVICE.get(exc.errno or 0, "check the folder and the disk, then rerun")
     return StoreError(f"{source}: cannot write into the dataset {root}: {what}{where}; {advice}")
+
+
+SUPERSEDE_FORMATS = ("pubmed-xml",)  # formats whose later records replace earlier ones by definition
+
+
+def supersede_groups(entries: Iterable[ShardEntry]) -> list[list[ShardEntry]]:
+    """The groups of shards within which a later document replaces an earlier one with the same
+    `document_id`, each sorted oldest first (by source file name): all MEDLINE shards, and per
+    other format the shards ingested with `--on-duplicate last`."""
+    groups: dict[str, list[ShardEntry]] = {}
+    for e in entries:
+        if e.format in SUPERSEDE_FORMATS:
+            groups.setdefault(e.format, []).append(e)
+        elif e.producer.get("on_duplicate") == "last":
+            groups.setdefault(f"{e.format}+last", []).append(e)
+    return [sorted(g, key=lambda e: (Path(e.source_path).name, e.shard)) for _, g in sorted(groups.items())]
 
 
 def _write_key(entry: ShardEntry) -> list[str]:

@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["error", "last", "keep"],
         default="error",
         help="a document id repeated within one file (not MEDLINE: there the later record always wins): fail the "
-        "file naming both places (default), keep the last, or keep both",
+        "file naming both places (default), keep the last (also across the files ingested with last, the later "
+        "file name winning), or keep both",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dask_options(p)

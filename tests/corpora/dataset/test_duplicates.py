@@ -63,3 +63,22 @@ def test_medline_later_record_wins_within_a_file_and_after_reconcile(tmp_path: P
     store.reconcile()
     assert titles(out) == [("11", "First, again"), ("12", "Second, revised twice")]
     assert store.count_rows() == 2
+
+
+def test_on_duplicate_last_applies_across_files_of_the_format(tmp_path: Path) -> None:
+    """The later file by name wins among files ingested with `last`; under the default both stay."""
+    first, second = tmp_path / "a.PubTator.txt", tmp_path / "b.PubTator.txt"
+    first.write_text(DOC_A + DOC_B)
+    second.write_text(DOC_A2 + "\n")
+    for policy, expected in (
+        ("last", [("1", "Aspirin and headache."), ("2", "Lithium toxicity.")]),
+        ("error", [("1", "Aspirin and fever."), ("1", "Aspirin and headache."), ("2", "Lithium toxicity.")]),
+    ):
+        out = tmp_path / policy
+        for src in (second, first):  # the order of ingestion does not matter, the names do
+            ingest_file(src, out, on_duplicate=policy)
+        store = DatasetStore(out)
+        store.reconcile()
+        assert titles(out) == expected
+        assert store.reconciled()
+        assert store.reconcile() == {}  # incremental: nothing new
