@@ -19,6 +19,13 @@ from tasks.retry import is_transient
     task_run_name="annotate {shard}",
 )
 def annotate_shard_task(
-    dataset: str, shard: str, out: str, ner: str, re: str | None = None, force: bool = False, compile: bool = False
+    dataset: str,
+    shard: str,
+    out: str,
+    ner: str,
+    re: str | None = None,
+    force: bool = False,
+    compile: bool = False,
+    precision: str = "auto",
 ) -> dict:
-    return annotate_shard(dataset, shard, out, ner, re, force=force, compile=compile).to_dict()
+    return annotate_shard(dataset, shard, out, ner, re, force=force, compile=compile, precision=precision).to_dict()

@@ -1,8 +1,10 @@
 """Annotate one shard of a preprocessed dataset with the NER (and RE) models.
 
 The library step behind the Prefect `annotate` flow. A shard is redone only when its input bytes,
-the code, or the models (by content hash) changed, so a crashed run resumes where it stopped and a
-rerun with the same models does no work.
+the code, the models (by content hash) or the precision they run in changed, so a crashed run
+resumes where it stopped and a rerun with the same models does no work. fp32 is not named in the
+producer (datasets annotated before precision was a choice stay current); bf16 and fp16 are, since
+their predictions differ slightly (about 0.2% of entities on BC5CDR dev with the shipped NER).
 
 Tested in `tests/pipelines/flows/test_annotate.py`.
 """
@@ -24,21 +26,27 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=2)
-def cached_engine(ner_dir: str, re_dir: str | None = None, compile: bool = False) -> AnnotationEngine:
+def cached_engine(
+    ner_dir: str, re_dir: str | None = None, compile: bool = False, precision: str = "auto"
+) -> AnnotationEngine:
     """One engine per process and model pair (loading weights takes seconds; compiling, minutes)."""
-    return AnnotationEngine(ner_dir, re_dir, compile=compile)
+    return AnnotationEngine(ner_dir, re_dir, precision=precision, compile=compile)
 
 
 def annotate_code_version() -> str:
     return f"{code_version()}.bm{source_hash('biomodels')}"
 
 
-def annotate_producer(ner_dir: str, re_dir: str | None = None) -> dict:
-    return {"annotate": cached_engine(ner_dir, re_dir).annotators}
+def annotate_producer(ner_dir: str, re_dir: str | None = None, precision: str = "auto") -> dict:
+    engine = cached_engine(ner_dir, re_dir, precision=precision)
+    producer: dict = {"annotate": engine.annotators}
+    if engine.precision != "fp32":
+        producer["precision"] = engine.precision
+    return producer
 
 
 def unchanged_annotations(
-    dataset: str | Path, out: str | Path, ner_dir: str, re_dir: str | None = None
+    dataset: str | Path, out: str | Path, ner_dir: str, re_dir: str | None = None, precision: str = "auto"
 ) -> list[str] | None:
     """The shard names when `out` holds every shard of `dataset` as `annotate_shard` would write it
     with these models (same input bytes, code and model weights), none to remove, and a finished
@@ -49,7 +57,7 @@ def unchanged_annotations(
     shards = source.shard_names()
     if set(target.shard_names()) - set(shards):
         return None
-    version, producer = annotate_code_version(), annotate_producer(ner_dir, re_dir)
+    version, producer = annotate_code_version(), annotate_producer(ner_dir, re_dir, precision)
     for shard in shards:
         if not target.is_current(shard, sha256_file(source.shard_path(shard)), version, producer):
             return None
@@ -64,12 +72,14 @@ def annotate_shard(
     re_dir: str | None = None,
     force: bool = False,
     compile: bool = False,
+    precision: str = "auto",
 ) -> ShardReport:
-    """Annotate one shard with the models (skipped when unchanged; `compile`: torch.compile the encoders)."""
+    """Annotate one shard with the models (skipped when unchanged; `compile`: torch.compile the
+    encoders; `precision`: auto, bf16 or fp32, see `biomodels.training.precision`)."""
     source = open_dataset(dataset)
     src_path = source.shard_path(shard)
     sha = sha256_file(src_path)
-    producer = annotate_producer(ner_dir, re_dir)
+    producer = annotate_producer(ner_dir, re_dir, precision)
     version = annotate_code_version()
     target = DatasetStore(out)
     if not force and (skipped := report_if_current(target, shard, str(src_path), sha, version, producer)):
@@ -77,7 +87,7 @@ def annotate_shard(
     if not force and (synced := sync_removals(source, target, shard, sha, version, producer)):
         return synced
     entry = new_entry(source, shard, sha, version, producer)
-    engine = cached_engine(ner_dir, re_dir, compile)
+    engine = cached_engine(ner_dir, re_dir, compile, precision)
     written = target.write_shard(shard, engine.annotate(source.iter_documents(shard)), entry)
     log.info(
         "%s: annotated %d documents (%d entities, %d relations)",

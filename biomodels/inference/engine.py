@@ -155,6 +155,12 @@ class AnnotationEngine:
             )
 
     @property
+    def precision(self) -> str:
+        """The precision the models run in ("fp32", "bf16", "fp16"), as resolved for the device."""
+        model = self.ner if self.ner is not None else self.re
+        return model.task_model.precision.name
+
+    @property
     def annotators(self) -> dict[str, str]:
         """{"ner": "ner:<name>@<hash>", "re": ...} for the models this engine runs."""
         out = {}

@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the encoders (worth it on a GPU for large datasets)"
     )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="auto: bf16 on GPUs that have it, fp32 on CPU; bf16 on a CPU with AVX512-BF16 or AMX runs a "
+        "6 x 512 model about 2x faster, with about 0.2%% of entities different from fp32",
+    )
     add_dask_options(p)
     p.set_defaults(func=run)
 
@@ -67,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.flows.annotation_report import written_outputs
 
     with write_run(args.out) as writing:  # a second writer is refused here, at once
-        if not args.force and not writing.recovering and (done := unchanged_run(inputs, args.out, args.ner, args.re)):
+        if (
+            not args.force
+            and not writing.recovering
+            and (done := unchanged_run(inputs, args.out, args.ner, args.re, args.precision))
+        ):
             code = nothing_to_do(f"{len(done)} shard(s) already annotated by these models into {args.out}")
             print(f"Output: {args.out}/data/*.parquet, {written_outputs(args.out)}")
             return code
@@ -84,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 force=args.force,
                 progress=not args.no_progress,
                 compile=args.compile,
+                precision=args.precision,
             ),
             lambda: f"Output: {args.out}/data/*.parquet, {written_outputs(args.out)}",
         )

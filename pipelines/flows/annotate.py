@@ -38,6 +38,7 @@ def annotate_flow(
     force: bool = False,
     progress: bool = True,
     compile: bool = False,
+    precision: str = "auto",
 ) -> RunSummary:
     """Annotate `inputs` (one dataset folder, or raw files/folders/globs) into the dataset `out`
     (`ner`/`re` are model directories, or `default` for the shipped models)."""
@@ -56,7 +57,8 @@ def annotate_flow(
         source = open_dataset(dataset)
         shards = source.shard_names()
         target = run.store
-        annotators = annotate_producer(ner, re)["annotate"]
+        producer = annotate_producer(ner, re, precision)
+        annotators = producer["annotate"]
         futures = annotate_shard_task.map(
             unmapped(dataset),
             shards,
@@ -65,6 +67,7 @@ def annotate_flow(
             unmapped(re),
             force=unmapped(force),
             compile=unmapped(compile),
+            precision=unmapped(precision),
         )
         summary = RunSummary(flow="annotate", out_dir=str(Path(out)))
         summary.reports = collect_reports(
@@ -74,6 +77,8 @@ def annotate_flow(
         if pruned:
             summary.extra["removed (input shard gone)"] = len(pruned)
         summary.extra["models"] = ", ".join(f"{k}={v}" for k, v in annotators.items())
+        if "precision" in producer:
+            summary.extra["precision"] = producer["precision"]
         write_manifest_task(out, {"annotators": annotators})
         report, _ = write_report(out, annotators)
     create_markdown_artifact(

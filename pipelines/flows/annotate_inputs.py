@@ -24,7 +24,9 @@ def is_preprocessed(dataset: str | Path) -> bool:
     return bool(entries) and all("preprocess" in e.producer for e in entries.values())
 
 
-def unchanged_run(inputs: list[str], out: str, ner: str, re: str | None = None) -> list[str] | None:
+def unchanged_run(
+    inputs: list[str], out: str, ner: str, re: str | None = None, precision: str = "auto"
+) -> list[str] | None:
     """The annotated shards when `annotate_flow(inputs, out, ner, re)` would skip everything (its
     ingest and preprocess steps included); None when there is work. Starts no flow."""
     ner, re = str(resolve_model_path(ner, "ner")), resolve_model_path(re, "re")
@@ -39,4 +41,4 @@ def unchanged_run(inputs: list[str], out: str, ner: str, re: str | None = None) 
         if not unchanged_shards(dataset, work / "preprocessed"):
             return None
         dataset = str(work / "preprocessed")
-    return unchanged_annotations(dataset, out, ner, re)
+    return unchanged_annotations(dataset, out, ner, re, precision)

@@ -115,6 +115,20 @@ def test_resolve_precision_cpu():
         P.resolve_precision("fp64", "cpu")
 
 
+def test_bf16_on_a_cpu_without_native_bf16_is_allowed_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not P.cpu_has_native_bf16()
+    with caplog.at_level("WARNING", logger=P.__name__):
+        assert P.resolve_precision("bf16", "cpu").name == "bf16"
+    assert "emulated and slower than fp32" in caplog.text
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    caplog.clear()
+    assert P.cpu_has_native_bf16()
+    P.resolve_precision("bf16", "cpu")
+    assert "emulated" not in caplog.text
+
+
 def test_resolve_precision_cuda_choices(monkeypatch):
     monkeypatch.setattr(P, "_cuda_bf16_supported", lambda device: True)
     plan = P.resolve_precision("auto", "cuda")
