@@ -69,6 +69,13 @@ def holder_record(command: str) -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "started": utc_now()}
 
 
+def this_command() -> str:
+    """The command line of this process as a user typed it (`biomed ingest ...` also under `python -m`)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    cli = Path(sys.argv[0]).name == "biomed" or (spec is not None and spec.name.startswith("pipelines.cli"))
+    return " ".join(["biomed" if cli else Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
 def pid_alive(pid: int) -> bool:
     """True when a process with this id exists on this host."""
     try:
@@ -91,7 +98,7 @@ def acquire(root: str | Path, command: str | None = None) -> DatasetLock:
         if held is not None:
             held.depth += 1
             return held
-        lock = _take(root, command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
+        lock = _take(root, command or this_command())
         _HELD[key] = lock
         return lock
 

@@ -81,23 +81,45 @@ def test_cli_offset_mismatch_policy(
 def test_cli_rerun_after_a_killed_run_repairs_instead_of_nothing_to_do(
     tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture
 ) -> None:
-    """Killed inside remove_documents (the shard renamed, its entry not): the next `biomed ingest` must
-    not answer "nothing to do" from the entries; it repairs the manifest and finishes the run."""
+    """`biomed ingest` killed (SIGKILL to its process group: the command, Prefect's server, any
+    reader child) inside remove_documents, the shard renamed and its entry not: the next
+    `biomed ingest` must not answer "nothing to do" from the entries; it takes over the lock,
+    repairs the manifest and finishes the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from corpora.dataset.fault_points import FAULT_ENV
+    from corpora.dataset.lock import DATASET_LOCK
     from corpora.dataset.store import DatasetStore
-    from tests.corpora.dataset.test_fault_points import citation, ingest_run, killed_runs, medline
+    from tests.corpora.dataset.test_fault_points import citation, ingest_run, medline
+    from tests.helpers.paths import ROOT
 
     base = medline(tmp_path / "m1.xml", [citation(11, "First"), citation(12, "Second")])
     update = medline(tmp_path / "m2.xml", [citation(13, "Third")], deletions=(12,))
     out = tmp_path / "ds"
     ingest_run([str(base)], str(out))
-    killed_runs("ingest", {"after-removal-replace": (json.dumps([str(base), str(update)]), out)})
-    assert json.loads((out / "manifest.json").read_text())["rows"] == 2  # stale: the data now has 1 + 0
     args = ["ingest", str(base), str(update), "--out", str(out), "--no-progress"]
+    killed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, FAULT_ENV: "after-removal-replace"},
+        start_new_session=True,  # the fault point kills its process group: never ours
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    holder = json.loads((out / DATASET_LOCK).read_text())  # left behind by the killed run
+    assert holder["command"] == " ".join(["biomed", *args])
+    assert json.loads((out / "manifest.json").read_text())["rows"] == 2  # stale: the data now has 1 + 1
     assert cli_main(args) == 0
     assert not capsys.readouterr().out.startswith("nothing to do")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"] == 2 == DatasetStore(out).count_rows()  # 11 and 13
     assert sorted(d.document_id for d in DatasetStore(out).iter_documents()) == ["11", "13"]
+    assert not (out / DATASET_LOCK).exists()
     assert cli_main(args) == 0
     assert capsys.readouterr().out.startswith("nothing to do: ")
 
