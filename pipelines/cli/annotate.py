@@ -70,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     from corpora.dataset.write_run import write_run
-    from pipelines.flows.annotate_inputs import unchanged_run  # no Prefect: a rerun may be a no-op
-    from pipelines.flows.annotation_report import written_outputs
 
-    with write_run(args.out) as writing:  # a second writer is refused here, at once
+    with write_run(args.out) as writing:  # a second writer is refused here, at once (before torch loads)
+        from pipelines.flows.annotate_inputs import unchanged_run  # no Prefect: a rerun may be a no-op
+        from pipelines.flows.annotation_report import written_outputs
+
         if (
             not args.force
             and not writing.recovering

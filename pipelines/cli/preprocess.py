@@ -54,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     from corpora.dataset.write_run import write_run
-    from corpora.preprocess.shard import unchanged_shards  # spaCy, for the pipeline's fingerprint
 
-    with write_run(args.out) as writing:  # a second writer is refused here, at once
+    with write_run(args.out) as writing:  # a second writer is refused here, at once (before spaCy loads)
+        from corpora.preprocess.shard import unchanged_shards  # spaCy, for the pipeline's fingerprint
+
         if (
             not args.force
             and not writing.recovering

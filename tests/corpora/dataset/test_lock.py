@@ -105,6 +105,27 @@ def test_cli_second_writer_exits_2_with_one_line_at_once(tmp_path: Path, capsys:
         holder.wait()
 
 
+@pytest.mark.parametrize("command", ["preprocess", "annotate"])
+def test_cli_preprocess_and_annotate_refuse_a_second_writer(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from corpora.dataset.ingest import ingest_file
+
+    ds, out = tmp_path / "ds", tmp_path / "out"
+    ingest_file(SAMPLES / "pubmed" / "pubmed1.xml", ds)
+    (ds / "manifest.json").write_text("{}")
+    holder = start_holder(out)
+    try:
+        argv = [command, str(ds), "--out", str(out), "--no-progress"]
+        code = cli_main(argv + (["--ner", "default"] if command == "annotate" else []))
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1
+        assert err.startswith(f"error: {out} is being written by pid {holder.pid} on ")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_readers_need_no_lock(tmp_path: Path) -> None:
     from corpora.dataset.ingest import ingest_file
     from corpora.dataset.store import open_dataset
