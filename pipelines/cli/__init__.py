@@ -17,7 +17,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from corpora.errors import BiomedError, ConfigError, UsageError
 from pipelines.cli import annotate, ingest, models, preprocess, pretrain, run, serve, train
-from pipelines.cli.interrupts import EXIT_INTERRUPTED, exit_interrupted, exit_now, install_sigterm_handler
+from pipelines.cli.interrupts import (
+    EXIT_INTERRUPTED,
+    exit_interrupted,
+    exit_now,
+    install_signal_handlers,
+    restore_signal_handlers,
+)
+from pipelines.cli.server_watchdog import watch_prefect_servers
 
 # Command modules, in the order `biomed --help` lists them.
 COMMAND_MODULES = (run, ingest, preprocess, pretrain, train, annotate, models, serve)
@@ -70,7 +77,9 @@ def configure_runtime(verbose: bool = False) -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
+    """Run one command; its exit code. `own_process`: this is the `biomed` process itself (`entry`),
+    which an interrupt may end from another thread (`pipelines.cli.interrupts`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_runtime(args.verbose)
@@ -82,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    install_sigterm_handler()
+    previous_handlers = install_signal_handlers(args, own_process=own_process)
+    watch_prefect_servers()  # a temporary Prefect API server dies with this process, even by SIGKILL
     try:
         with logging_redirect_tqdm():
             return int(args.func(args) or 0)
@@ -96,12 +106,15 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if not own_process:
+            restore_signal_handlers(previous_handlers)
 
 
 def entry() -> None:
     """The `biomed` console script: `main`, then exit; after an interrupt at once, without joining
     worker threads that would finish their shard first."""
-    code = main()
+    code = main(own_process=True)
     if code == EXIT_INTERRUPTED:
         exit_now(code)
     sys.exit(code)

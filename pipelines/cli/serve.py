@@ -17,6 +17,9 @@ prefect.yaml in the repository.
 
 Needs a Prefect API that outlives this process for schedules to matter: start one with
 `prefect server start` (or use Prefect Cloud) and set PREFECT_API_URL.
+
+Stop it with Ctrl-C or SIGTERM: runs in progress are cancelled, no process is left behind, one
+line says so, and the exit code is 0 (the deployment stays registered; serve again to resume).
 """
 
 
@@ -51,4 +54,6 @@ def run(args: argparse.Namespace) -> int:
         parameters={"out": args.out, "inputs": [args.watch], "ner": args.ner, "re": args.re, "progress": False},
         pause_on_shutdown=False,
     )
-    return 0
+    # serving ends only on a signal: Prefect's runner catches Ctrl-C (SIGTERM: its own handler) and
+    # returns; the usual interrupt clean-up follows (pipelines.cli.interrupts: children, one line, exit 0)
+    raise KeyboardInterrupt("serve stopped")
