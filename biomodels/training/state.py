@@ -111,6 +111,7 @@ def atomic_replace_dir(build: Any, target: Path) -> None:
     every moment one complete directory exists (`find_checkpoint` also looks for the aside copy).
     """
     target = Path(target)
+    remove_stale_tmp_dirs(target)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     old = target.with_name(target.name + _OLD_SUFFIX)
     if tmp.exists():
@@ -131,6 +132,35 @@ def atomic_replace_dir(build: Any, target: Path) -> None:
         shutil.rmtree(old)
 
 
+def remove_stale_tmp_dirs(target: Path) -> list[Path]:
+    """Delete `<target>.tmp-<pid>` folders whose writer is no longer running; the ones removed.
+
+    A process killed while saving (kill -9, out of memory) leaves its half-written folder behind,
+    named after its pid; nothing else would ever remove it. A folder of a live pid (another rank,
+    another run) is left alone.
+    """
+    removed = []
+    target = Path(target)
+    if not target.parent.is_dir():
+        return removed
+    for path in target.parent.glob(f"{target.name}.tmp-*"):
+        pid = path.name.rsplit("-", 1)[1]
+        if path.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
 def _fsync_dir(directory: Path) -> None:
     for path in directory.iterdir():
         if path.is_file():
@@ -139,7 +169,8 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def find_checkpoint(out_dir: Path) -> Path | None:
-    """The last complete checkpoint directory in `out_dir`, or None."""
+    """The last complete checkpoint directory in `out_dir`, or None (stale tmp folders are removed)."""
+    remove_stale_tmp_dirs(Path(out_dir) / CHECKPOINT_DIR)
     for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + _OLD_SUFFIX):
         candidate = Path(out_dir) / name
         if (candidate / STATE_FILE).is_file():
