@@ -48,12 +48,16 @@ def run(args: argparse.Namespace) -> int:
 
     from pipelines.flows.run import run_flow
 
-    run_flow.serve(
-        name=args.name,
-        schedules=[CronSchedule(cron=args.cron, timezone=args.timezone)],
-        parameters={"out": args.out, "inputs": [args.watch], "ner": args.ner, "re": args.re, "progress": False},
-        pause_on_shutdown=False,
-    )
+    try:
+        run_flow.serve(
+            name=args.name,
+            schedules=[CronSchedule(cron=args.cron, timezone=args.timezone)],
+            parameters={"out": args.out, "inputs": [args.watch], "ner": args.ner, "re": args.re, "progress": False},
+            pause_on_shutdown=False,
+        )
+    except SystemExit as exc:  # Prefect's SIGTERM handler, when the runner has not started yet: sys.exit(0)
+        if exc.code not in (0, None):
+            raise
     # serving ends only on a signal: Prefect's runner catches Ctrl-C (SIGTERM: its own handler) and
     # returns; the usual interrupt clean-up follows (pipelines.cli.interrupts: children, one line, exit 0)
     raise KeyboardInterrupt("serve stopped")
