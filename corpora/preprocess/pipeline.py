@@ -1,7 +1,11 @@
 """The preprocessing pipeline: building it, rebuilding it in another process, and its fingerprint.
 
 Importing this module registers the spaCy factories the pipeline uses (our sentence segmenter and
-scispaCy's `abbreviation_detector`), so `spacy.load` of a saved pipeline works after it.
+scispaCy's `abbreviation_detector`), so `spacy.load` of a saved pipeline works after it. The saved
+config also names the callback `biomed_array_matchers.v1` (spaCy's `after_pipeline_creation`),
+which gives the abbreviation detector that `spacy.load` rebuilds our matchers again: without it
+the rebuilt detector runs scispaCy's own, with an empty spaCy Matcher that warns W036 on every
+document.
 
 Tested in `tests/corpora/preprocess/test_documents.py`.
 """
@@ -32,6 +36,20 @@ SCISPACY_MODELS = ("en_core_sci_sm", "en_core_sci_md", "en_core_sci_lg", "en_cor
 _MODEL_URL = "https://s3-us-west-2.amazonaws.com/ai2-s2-scispacy/releases/v0.5.4/{name}-0.5.4.tar.gz"
 _SPEC_KEY = "biomed_preprocess"  # nlp.meta entry recording how build_pipeline made the pipeline
 _MODEL_KEEP = ("tok2vec", "transformer", "parser", "senter")  # what sentence boundaries need
+ARRAY_MATCHERS_CALLBACK = "biomed_array_matchers.v1"
+
+
+@spacy.registry.callbacks(ARRAY_MATCHERS_CALLBACK)
+def _array_matchers_after_creation() -> object:
+    """spaCy callback: our matchers for every abbreviation detector of a pipeline being loaded."""
+
+    def apply(nlp: Language) -> Language:
+        for _, pipe in nlp.pipeline:
+            if type(pipe).__name__ == "AbbreviationDetector":
+                use_array_matchers(pipe)
+        return nlp
+
+    return apply
 
 
 def build_pipeline(spacy_model: str | None = None) -> Language:
@@ -52,6 +70,7 @@ def build_pipeline(spacy_model: str | None = None) -> Language:
     else:
         nlp = _load_model(spacy_model)
     use_array_matchers(nlp.add_pipe("abbreviation_detector"))
+    nlp.config["nlp"]["after_pipeline_creation"] = {"@callbacks": ARRAY_MATCHERS_CALLBACK}  # for spacy.load
     nlp.meta[_SPEC_KEY] = {"spacy_model": spacy_model}
     return nlp
 

@@ -332,21 +332,24 @@ def test_missing_or_bad_model(tmp_path):
 
 
 def test_loading_a_saved_pipeline_with_our_components_warns_no_w036(dirs, tmp_path):
-    """spaCy's W036 ("component 'matcher' does not have any patterns defined") after `spacy.load`:
-    not from our components. (With scispaCy's abbreviation detector in the pipeline it does appear:
-    `spacy.load` rebuilds the detector with spaCy's own, empty global Matcher, without the array
-    matchers `corpora.preprocess.pipeline.build_pipeline` puts in.)"""
+    """README's pipeline (build_pipeline() + our two components), saved and loaded with `spacy.load`:
+    no W036 ("component 'matcher' does not have any patterns defined"), because the saved config's
+    `after_pipeline_creation` callback gives the rebuilt abbreviation detector our matchers again."""
     import warnings
 
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
+    from corpora.preprocess.abbreviation_matchers import OrthSequenceMatcher
+
+    nlp = build_pipeline()
     nlp.add_pipe("biomegatron_ner", config={"model": str(dirs["ner"])})
     nlp.add_pipe("biomegatron_re", config={"model": str(dirs["re"])})
     nlp.to_disk(tmp_path / "pipeline")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = spacy.load(tmp_path / "pipeline")
-        doc = loaded("Aspirin induced gastric ulcers and hypertension in rats. Naloxone reversed the hypotension.")
-    assert loaded.pipe_names == ["sentencizer", "biomegatron_ner", "biomegatron_re"]
+        doc = loaded("Aspirin induced heart failure (HF) in rats. Naloxone reversed the HF.")
+        loaded("No short form is defined in this sentence.")  # spaCy's empty matcher warned here
+    assert loaded.pipe_names == nlp.pipe_names
+    assert isinstance(loaded.get_pipe("abbreviation_detector").global_matcher, OrthSequenceMatcher)
+    assert [str(a) for a in doc._.abbreviations] == ["HF", "HF"]
     assert len(list(doc.sents)) == 2
     assert [str(w.message) for w in caught if "W036" in str(w.message)] == []
