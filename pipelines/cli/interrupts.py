@@ -46,6 +46,7 @@ class _Stop:
         self.own_process = False
         self.signalled = False
         self.cleaning = threading.Lock()
+        self.spared: frozenset[int] = frozenset()  # processes the caller of `main` had before it
 
 
 _stop = _Stop()
@@ -69,8 +70,11 @@ def install_signal_handlers(args: argparse.Namespace | None = None, *, own_proce
     """SIGINT (Ctrl-C) and SIGTERM (a scheduler's or `kill`'s stop) raise KeyboardInterrupt in the
     main thread. With `own_process` (the `biomed` process itself, not a caller of `main`), a flow
     command that has not left `GRACE_SECONDS` later is cleaned up and ended by a timer thread.
+    Without it (`main` called by a program that goes on, e.g. a test session with its own Prefect
+    server), the processes that program already had are recorded and spared by `stop_children`.
     Returns the handlers replaced, for `restore_signal_handlers`."""
     _stop.args, _stop.own_process, _stop.signalled = args, own_process, False
+    _stop.spared = frozenset() if own_process else frozenset(_descendants())
     return {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
@@ -85,8 +89,15 @@ def install_sigterm_handler() -> None:
     install_signal_handlers()
 
 
+def _descendants() -> list[int]:
+    import psutil
+
+    return [child.pid for child in psutil.Process().children(recursive=True)]
+
+
 def stop_children(timeout: float = CHILD_STOP_SECONDS) -> int:
-    """Terminate every descendant process (then kill what is left after `timeout`); how many there were.
+    """Terminate every descendant process the command started (then kill what is left after
+    `timeout`); how many there were. Processes that were there before `main` ran are spared.
 
     A child that has exited counts as gone even while it is a zombie: its parent (a worker pool's
     fork server, this process) may never reap it, being stopped or about to exit itself.
@@ -95,7 +106,7 @@ def stop_children(timeout: float = CHILD_STOP_SECONDS) -> int:
     """
     import psutil
 
-    children = psutil.Process().children(recursive=True)
+    children = [child for child in psutil.Process().children(recursive=True) if child.pid not in _stop.spared]
     trackers = [child for child in children if _is_resource_tracker(child)]
     others = [child for child in children if child not in trackers]
     for child in others:

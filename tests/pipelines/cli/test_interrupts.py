@@ -300,3 +300,26 @@ def test_annotate_on_a_local_dask_cluster_leaves_no_process(corpus, tmp_path) ->
     assert sum("multiprocessing" in c for c in commands) >= 2, commands  # the Dask cluster's processes
     alive = still_running([p for p, _ in seen.values()])
     assert alive == [], f"processes left running: {alive}"
+
+
+def test_stop_children_in_a_caller_of_main_spares_the_processes_it_had_before() -> None:
+    """`main` called in-process (a test session with its own Prefect server, a user's script):
+    an interrupt stops what the command started, never what its caller already ran."""
+    import subprocess
+    import sys
+
+    from pipelines.cli.interrupts import install_signal_handlers, restore_signal_handlers, stop_children
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    before = subprocess.Popen(sleeper)
+    previous = install_signal_handlers(None, own_process=False)
+    during = subprocess.Popen(sleeper)
+    try:
+        stop_children()
+        assert during.wait(timeout=10) is not None
+        assert before.poll() is None
+    finally:
+        restore_signal_handlers(previous)
+        before.kill()
+        during.kill()
+        before.wait()
