@@ -36,6 +36,7 @@ Tested in `tests/corpora/formats/test_isolated_read.py`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -281,7 +282,12 @@ def _child(path: Path, work: Callable, conn: Connection, memory_mb: float | None
                 notes = ([(str(w.message), w.category) for w in caught], collect.records)
                 caught.clear()
                 collect.records = []
-                conn.send((kind, payload, notes))
+                try:
+                    conn.send((kind, payload, notes))  # pickled whole before a byte is written
+                except (pickle.PicklingError, TypeError, AttributeError):
+                    # a warning category or an error attribute that does not pickle: send them as text
+                    plain = ([(message, UserWarning) for message, _ in notes[0]], notes[1])
+                    conn.send((kind, _portable(path, payload) if kind == "error" else payload, plain))
 
             try:
                 work(send)
@@ -291,8 +297,11 @@ def _child(path: Path, work: Callable, conn: Connection, memory_mb: float | None
                 send("error", _out_of_memory(path, None))
             except Exception as exc:  # OSError (retried when transient) or a bug: raised in the parent
                 send("error", _portable(path, exc))
-    except BaseException:  # the parent went away (broken pipe) or a signal: nothing left to tell
+    except BaseException as exc:  # the parent went away (broken pipe) or a signal: try to tell it
         code = 1
+        with contextlib.suppress(BaseException):
+            text = "".join(traceback.format_exception(exc))
+            conn.send(("error", RuntimeError(f"{path}: the reader's process failed:\n{text}"), ([], [])))
     finally:
         os._exit(code)
 

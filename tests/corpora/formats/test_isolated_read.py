@@ -273,3 +273,25 @@ def test_ingest_flow_reports_the_crash_and_the_bomb_and_writes_the_rest(
     assert (out / "manifest.json").is_file()
     assert {d.source.path for d in open_dataset(out).iter_documents()} == {str(good)}
     assert _children() == []
+
+
+def _warn_and_fail(path: Path) -> None:
+    class LocalWarning(UserWarning):  # a local class: pickle cannot find it by name
+        pass
+
+    warnings.warn("an unpicklable category", LocalWarning, stacklevel=1)
+    error = MalformedInputError(path, "broken on purpose", line=3)
+    error.parser = lambda: None  # an attribute that does not pickle
+    raise error
+
+
+def test_an_error_or_warning_that_does_not_pickle_still_reaches_the_parent(tmp_path: Path) -> None:
+    """Before: the child's send failed and it exited with status 1, reported as a parser crash."""
+    path = tmp_path / "x.xml"
+    path.write_text("<a/>", encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught, pytest.raises((MalformedInputError, RuntimeError)) as info:
+        warnings.simplefilter("always")
+        isolated_read.run_in_child(path, _warn_and_fail, path)
+    assert not isinstance(info.value, ParserCrashError)
+    assert "broken on purpose" in str(info.value) and str(path) in str(info.value)
+    assert [str(w.message) for w in caught if "unpicklable" in str(w.message)] == ["an unpicklable category"]
