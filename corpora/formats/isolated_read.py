@@ -325,7 +325,27 @@ def _portable(path: Path, exc: Exception) -> Exception:
             return exc
     except Exception:
         pass
+    if rebuilt := _rebuilt_input_error(exc):
+        return rebuilt
     return RuntimeError(f"{path}: the {type(exc).__name__} below was raised in the reader's process\n{text}")
+
+
+def _rebuilt_input_error(exc: Exception) -> Exception | None:
+    """An InputError made anew from the class of that name in `corpora.errors` as imported now:
+    pickle refuses an exception whose class is not the module's current attribute (a module
+    imported twice in one process, as a long test session can do)."""
+    import corpora.errors
+
+    fields = [getattr(exc, name, None) for name in ("path", "reason", "line", "record")]
+    cls = getattr(corpora.errors, type(exc).__name__, None)
+    if not isinstance(fields[0], str) or not isinstance(fields[1], str) or not isinstance(cls, type):
+        return None
+    try:
+        rebuilt = cls(fields[0], fields[1], line=fields[2], record=fields[3])
+        pickle.dumps(rebuilt)
+    except Exception:
+        return None
+    return rebuilt
 
 
 def _replay(notes: tuple[list, list]) -> None:

@@ -295,3 +295,13 @@ def test_an_error_or_warning_that_does_not_pickle_still_reaches_the_parent(tmp_p
     assert not isinstance(info.value, ParserCrashError)
     assert "broken on purpose" in str(info.value) and str(path) in str(info.value)
     assert [str(w.message) for w in caught if "unpicklable" in str(w.message)] == ["an unpicklable category"]
+
+
+def test_an_input_error_of_a_class_imported_twice_arrives_as_the_current_class(tmp_path: Path) -> None:
+    """A long test session can import `corpora.errors` twice; pickle then refuses the old class."""
+    from corpora import errors
+
+    stale = type("MalformedInputError", (errors.InputError,), {"__module__": "corpora.errors"})
+    sent = isolated_read._portable(tmp_path / "x.xml", stale(tmp_path / "x.xml", "bad tag", line=7))
+    assert type(sent) is MalformedInputError
+    assert (sent.path, sent.reason, sent.line) == (str(tmp_path / "x.xml"), "bad tag", 7)
