@@ -308,15 +308,7 @@ def test_preprocess_killed_then_rerun_equals_clean(
     assert_same_dataset(out, clean["pre2"])
 
 
-ANNOTATE_POINTS = [
-    "after-lock",
-    "after-staging-write",
-    "after-shard-replace",
-    "after-entry-write",
-    "after-removal-replace",
-    "after-prune-unlink",
-    "before-manifest",
-]
+ANNOTATE_POINTS = PREPROCESS_POINTS  # a derived dataset: the same write points as preprocess
 
 
 @pytest.fixture(scope="module")
