@@ -38,7 +38,7 @@ def annotate_code_version() -> str:
 
 
 def annotate_producer(ner_dir: str, re_dir: str | None = None, precision: str = "auto") -> dict:
-    engine = cached_engine(ner_dir, re_dir, precision=precision)
+    engine = cached_engine(ner_dir, re_dir, False, precision)  # positional: the same cache key as annotate_shard
     producer: dict = {"annotate": engine.annotators}
     if engine.precision != "fp32":
         producer["precision"] = engine.precision

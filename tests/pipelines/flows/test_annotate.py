@@ -138,3 +138,13 @@ def test_annotated_shard_follows_upstream_deletions(
     assert report.status == "synced"
     after = {d.document_id: d.to_dict() for d in open_dataset(out).iter_documents(shard)}
     assert set(after) == set(before) - {gone} and all(after[k] == before[k] for k in after)
+
+
+def test_the_producer_and_the_shard_step_share_one_loaded_engine(tiny_models: dict[str, str]) -> None:
+    """Loading models takes seconds: `annotate_producer` must hit the cache `annotate_shard` fills."""
+    from biomodels.inference.annotate_shard import annotate_producer, cached_engine
+
+    cached_engine.cache_clear()
+    annotate_producer(tiny_models["ner"], None, "auto")
+    cached_engine(tiny_models["ner"], None, False, "auto")  # as annotate_shard calls it
+    assert (cached_engine.cache_info().hits, cached_engine.cache_info().misses) == (1, 1)
