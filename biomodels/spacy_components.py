@@ -22,6 +22,11 @@ writes `doc._.<extension>` (default `biomegatron_relations`): a list of plain di
 {"head": [start_char, end_char, label], "tail": [...], "label", "score", "annotator"}, never Spans,
 so docs pickle, go through `DocBin` and cross process boundaries. `None` means RE did not run.
 
+Settings: `model`, `batch_size` (docs per engine call), `batch_tokens`, `device`, `precision`
+(as `biomed annotate --precision`) and `compile` (as `--compile`: torch.compile with frozen weights
+on the first batch; worth it for long runs), plus `overwrite_ents` and `spans_key` (NER) or
+`extension` (RE).
+
 Saving goes through `spacy.util.to_disk`/`from_disk` with two parts, honouring `exclude`: `cfg`
 (the component's settings, JSON) and `model` (a copy of the model directory's files: safetensors
 weights, tokenizer, labels, biomed.json); `from_disk` loads them from there, so a pipeline saved with
@@ -88,6 +93,7 @@ class _EngineComponent(Pipe):
         batch_tokens: int | None,
         device: str | None,
         precision: str,
+        compile: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"{name}: batch_size must be >= 1, got {batch_size}")
@@ -96,6 +102,7 @@ class _EngineComponent(Pipe):
         self.batch_tokens = batch_tokens
         self.device = device
         self.precision = precision
+        self.compile = compile
         # "default": the shipped model of this component's task (biomodels.models.shipped)
         resolved = resolve_model_path(model, self.task) if model else None
         self.model_path: Path | None = Path(resolved).expanduser() if resolved else None
@@ -247,8 +254,9 @@ class BiomegatronNER(_EngineComponent):
         batch_tokens: int | None,
         device: str | None,
         precision: str,
+        compile: bool = False,
     ) -> None:
-        super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision)
+        super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision, compile)
         self.overwrite_ents = overwrite_ents
         self.spans_key = spans_key
         self.cfg.update(overwrite_ents=overwrite_ents, spans_key=spans_key)
@@ -256,7 +264,7 @@ class BiomegatronNER(_EngineComponent):
     def _make_engine(self, path: Path) -> AnnotationEngine:
         from biomodels.inference.engine import AnnotationEngine  # torch, on first use
 
-        return AnnotationEngine(path, None, self.device, self.batch_tokens, self.precision)
+        return AnnotationEngine(path, None, self.device, self.batch_tokens, self.precision, compile=self.compile)
 
     def predict(self, docs: Iterable[Doc]) -> list[list[tuple[int, int, str, float]]]:
         """Per doc, its predicted entities as (start token, end token, label, score)."""
@@ -312,8 +320,9 @@ class BiomegatronRE(_EngineComponent):
         batch_tokens: int | None,
         device: str | None,
         precision: str,
+        compile: bool = False,
     ) -> None:
-        super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision)
+        super().__init__(nlp, name, model, batch_size, batch_tokens, device, precision, compile)
         if not extension.isidentifier():
             raise ConfigError(f"{name}: extension {extension!r} is not a valid attribute name")
         self.extension = extension
@@ -324,7 +333,9 @@ class BiomegatronRE(_EngineComponent):
     def _make_engine(self, path: Path) -> AnnotationEngine:
         from biomodels.inference.engine import AnnotationEngine  # torch, on first use
 
-        return AnnotationEngine(None, path, self.device, self.batch_tokens, self.precision, existing="keep")
+        return AnnotationEngine(
+            None, path, self.device, self.batch_tokens, self.precision, existing="keep", compile=self.compile
+        )
 
     def predict(self, docs: Iterable[Doc]) -> list[list[dict[str, Any]]]:
         """Per doc, its relations (plain dicts) among the candidate pairs of its `doc.ents`."""
@@ -380,6 +391,7 @@ def as_document(doc: Doc) -> Document:
         "batch_tokens": None,
         "device": None,
         "precision": "auto",
+        "compile": False,
     },
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
 )
@@ -393,8 +405,11 @@ def make_ner(
     batch_tokens: int | None,
     device: str | None,
     precision: str,
+    compile: bool,
 ) -> BiomegatronNER:
-    return BiomegatronNER(nlp, name, model, overwrite_ents, spans_key, batch_size, batch_tokens, device, precision)
+    return BiomegatronNER(
+        nlp, name, model, overwrite_ents, spans_key, batch_size, batch_tokens, device, precision, compile
+    )
 
 
 @Language.factory(
@@ -406,6 +421,7 @@ def make_ner(
         "batch_tokens": None,
         "device": None,
         "precision": "auto",
+        "compile": False,
     },
     requires=["doc.ents"],
 )
@@ -418,8 +434,9 @@ def make_re(
     batch_tokens: int | None,
     device: str | None,
     precision: str,
+    compile: bool,
 ) -> BiomegatronRE:
-    return BiomegatronRE(nlp, name, model, extension, batch_size, batch_tokens, device, precision)
+    return BiomegatronRE(nlp, name, model, extension, batch_size, batch_tokens, device, precision, compile)
 
 
 __all__ = [

@@ -44,7 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="redo shards even when unchanged")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
-        "--compile", action="store_true", help="torch.compile the encoders (worth it on a GPU for large datasets)"
+        "--compile",
+        action="store_true",
+        help="torch.compile the encoders with frozen weights: on a CPU 1.2-1.7x the sentences per second after "
+        "10-20 s of compiling per model and process, so worth it from a few thousand sentences on",
     )
     p.add_argument(
         "--precision",

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import spacy
 import torch
+from spacy.lang.en import English
 from spacy.tokens import DocBin
 
 from biomodels.inference.engine import AnnotationEngine
@@ -149,6 +150,17 @@ def test_annotator_and_scores_recorded(dirs):
             "re:cid-tiny@"
         )
         assert doc.text[rel["head"][0] : rel["head"][1]] in {e.text for e in doc.ents}
+
+
+def test_compile_setting_reaches_both_engines(dirs):
+    nlp = English()
+    nlp.add_pipe("biomegatron_ner", config={"model": str(dirs["ner"]), "compile": True})
+    nlp.add_pipe("biomegatron_re", config={"model": str(dirs["re"]), "compile": True})
+    assert nlp.get_pipe("biomegatron_ner").engine.ner.task_model.compiled
+    assert nlp.get_pipe("biomegatron_re").engine.re.task_model.compiled
+    plain = English()
+    plain.add_pipe("biomegatron_ner", config={"model": str(dirs["ner"])})
+    assert not plain.get_pipe("biomegatron_ner").engine.ner.task_model.compiled
 
 
 def test_overwrite_ents_or_keep_existing(dirs):

@@ -138,6 +138,29 @@ def test_engine_equals_reference_path(pubmed_docs, engine):
         _assert_same(mine, sorted(by_doc.get(d.id, [])))
 
 
+def test_compiled_engine_freezes_its_weights_and_finds_the_same_entities(pubmed_docs, engine, dirs, monkeypatch):
+    import torch._inductor.freezing as freezing
+
+    frozen = []
+    real_freeze = freezing.freeze
+    monkeypatch.setattr(freezing, "freeze", lambda *a, **k: frozen.append(1) or real_freeze(*a, **k))
+    compiled = AnnotationEngine(dirs["ner"], device="cpu", compile=True)
+    assert compiled.ner.task_model.compiled and not engine.ner.task_model.compiled
+    docs = _fresh(pubmed_docs[:40])
+    got = list(compiled.annotate(_fresh(docs)))
+    want = list(engine.annotate(docs))
+    assert frozen, "the compiled encoder ran without inductor's freezing"
+    assert sum(len(d.entities) for d in want) > 20
+    for g, w in zip(got, want, strict=True):
+        _assert_same(
+            sorted((e.offsets[0][0], e.offsets[0][1], e.type, e.score) for e in g.entities),
+            sorted((e.offsets[0][0], e.offsets[0][1], e.type, e.score) for e in w.entities),
+        )
+    import torch._inductor.config as inductor_config
+
+    assert not inductor_config.freezing  # switched on around the engine's forward passes only
+
+
 def test_features_are_tokenize_ner_windows(pubmed_docs, engine):
     examples = _examples_of(pubmed_docs[:40])
     long = NerExample("long", "long", [w for ex in examples for w in ex.words][:700], [(0, 1)] * 700)
