@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--compile",
         action="store_true",
         help="torch.compile the encoders with frozen weights: on a CPU 1.2-1.7x the sentences per second after "
-        "10-20 s of compiling per model and process, so worth it from a few thousand sentences on",
+        "7-18 s of compiling per model and process, so worth it from a few thousand sentences on",
     )
     p.add_argument(
         "--precision",
