@@ -8,12 +8,8 @@ Short biomedical sentences (about 30 word pieces) then travel in batches of doze
 ones in small batches, and padding stays a few percent of the work.
 
 Kernels: models run on our encoder (`biomodels.models.encoder`: one QKV matmul, fused attention,
-PyTorch's GeLU kernels); `compile=True` also compiles it with `torch.compile` (dynamic shapes: every
-batch has its own width) and inductor's freezing, which PyTorch recommends for inference: the
-weights become constants of the compiled graph, so on a CPU the linear layers run on oneDNN with
-weights packed once (benchmarks/RESULTS.md, Annotate, has the figures). Freezing applies only to
-graphs compiled without gradients, and it is switched on around our own forward passes, not for the
-process. A frozen model must not have its weights changed afterwards; the engine never does.
+PyTorch's GeLU kernels); `compile=True` also compiles it for inference, with frozen weights
+(`biomodels.models.compilation`).
 
 Precision: `biomodels.training.precision.resolve_precision` decides ("auto": bf16 autocast on CUDA devices
 that have native bf16, fp16 on older ones, fp32 on CPU); every forward runs under
@@ -24,7 +20,6 @@ Tested in `tests/biomodels/inference/test_engine.py`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from biomodels.models.compilation import compile_encoder, inference_settings
 from biomodels.models.model_dir import LoadedModel, load_model_dir
 from biomodels.models.shipped import resolve_model_path
 from biomodels.training.precision import PrecisionPlan, resolve_precision
@@ -134,7 +130,7 @@ def load_task_model(
     plan = resolve_precision(precision, dev)
     loaded = load_model_dir(path, task=task, device=dev)
     if compile:
-        loaded.model.bert.compile(dynamic=True)  # in place: parameter names unchanged
+        compile_encoder(loaded.model, dev, inference=True)
     if not getattr(loaded.tokenizer, "is_fast", False):
         raise ModelError(f"{path}: the tokenizer is not a fast tokenizer; word ids and offsets need one")
     positions = int(getattr(loaded.model.config, "max_position_embeddings", 512))
@@ -144,15 +140,6 @@ def load_task_model(
     annotator = f"{task}:{model_name(path, loaded.meta)}@{digest}"
     log.info("loaded %s from %s on %s (%s)", annotator, path, dev, plan.name)
     return TaskModel(loaded, dev, plan, annotator, max_length, compiled=compile)
-
-
-def _compile_settings(task_model: TaskModel) -> contextlib.AbstractContextManager[Any]:
-    """Inductor's freezing while a compiled model runs (it compiles on its first batches)."""
-    if not task_model.compiled:
-        return contextlib.nullcontext()
-    import torch._inductor.config as inductor_config
-
-    return inductor_config.patch(freezing=True)
 
 
 def padded_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -190,7 +177,7 @@ def run_batches(
         raise ModelError(f"{task_model.path}: the tokenizer has no padding token")
     lengths = [len(ids) for ids in input_ids]
     model, device = task_model.model, task_model.device
-    with torch.inference_mode(), task_model.precision.autocast(), _compile_settings(task_model):
+    with torch.inference_mode(), task_model.precision.autocast(), inference_settings(task_model.compiled):
         for rows in padded_batches(lengths, batch_tokens):
             width = max(lengths[r] for r in rows)
             ids = np.full((len(rows), width), pad_id, dtype=np.int64)

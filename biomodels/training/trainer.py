@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from biomodels.data.batching import LengthGroupedSampler, count_tokens
+from biomodels.models.compilation import compile_encoder
 from biomodels.training import distributed as D
 from biomodels.training.config import GENERAL_DEFAULTS, TrainConfig
 from biomodels.training.precision import apex_status, build_optimizer, resolve_precision, swap_fused_layernorm
@@ -57,15 +58,6 @@ from corpora.errors import ConfigError, ModelError
 logger = logging.getLogger(__name__)
 
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
-
-
-def compile_encoder(model: nn.Module) -> bool:
-    """`torch.compile` the encoder in place (`nn.Module.compile`: parameter names, so checkpoints and
-    saved weights, stay as they are); the heads are small and stay eager."""
-    target = getattr(model, "bert", model)
-    target.compile()
-    logger.info("compiled %s with torch.compile (the first steps include compiling)", type(target).__name__)
-    return True
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -214,7 +206,7 @@ class Trainer:
         self.swapped_layernorms = (
             swap_fused_layernorm(self.model, self.apex) if cfg.fused_layernorm and self.device.type == "cuda" else 0
         )
-        self.compiled = cfg.compile and compile_encoder(self.model)
+        self.compiled = cfg.compile and compile_encoder(self.model, self.device)
         self.plan = resolve_precision(cfg.precision, self.device)
         logger.info(
             "device %s, precision %s (scaler: %s), %s, %d LayerNorms fused",

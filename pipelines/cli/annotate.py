@@ -72,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, inputs)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.compile:  # here, before anything is written, not at the first batch of every shard
+        from biomodels.inference.runtime import resolve_device
+        from biomodels.models.compilation import require_cpp_compiler
+
+        require_cpp_compiler(resolve_device(None))
     from corpora.dataset.write_run import write_run
 
     with write_run(args.out) as writing:  # a second writer is refused here, at once (before torch loads)
