@@ -105,6 +105,7 @@ def test_pretrain_example_after_ingest_and_preprocess(workdir: Path) -> None:
     cli = [sys.executable, "-m", "pipelines.cli"]
     run_example("", workdir, *cli, "ingest", "corpora/samples/pubmed", "--out", "out/dataset", "--no-progress")
     run_example("", workdir, *cli, "preprocess", "out/dataset", "--out", "out/preprocessed", "--no-progress")
-    done = run_example("", workdir, *cli, *argv[1:], "--no-progress")
+    # fewer steps than the example's 200 (the last --max-steps wins): the same code runs, in less time
+    done = run_example("", workdir, *cli, *argv[1:], "--max-steps", "50", "--no-progress")
     assert "pretrained encoder: models/encoder" in done.stdout
     assert (workdir / "models" / "encoder" / "model.safetensors").is_file()
