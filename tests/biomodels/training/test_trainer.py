@@ -271,13 +271,23 @@ def test_training_learns_and_records_the_run(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
+def our_tiny_model(dropout: float = 0.0) -> nn.Module:
+    """Our encoder (biomodels.models.encoder), what users train, with tiny_model's weights."""
+    from biomodels.models.encoder import TokenClassifier
+
+    reference = tiny_model(dropout=dropout)
+    ours = TokenClassifier(reference.config)
+    ours.load_state_dict(reference.state_dict())
+    return ours
+
+
 def test_compiled_training_follows_the_eager_losses_and_is_recorded(tmp_path):
     train = [f for f in synthetic_features(1000, seed=1) if len(f["input_ids"]) == 12][:48]  # one shape: one compile
     losses, saved = {}, {}
     for compiled in (False, True):
         out = tmp_path / f"compile-{compiled}"
         cfg = setup(out, epochs=1, batch_size=8, compile=compiled)
-        result = Trainer(tiny_model(dropout=0.0), train, PaddingCollator(PAD), **cfg).train()
+        result = Trainer(our_tiny_model(), train, PaddingCollator(PAD), **cfg).train()
         saved[compiled] = json.loads((out / "metrics.json").read_text())
         losses[compiled] = [row["loss"] for row in saved[compiled]["history"]["train"]]
         assert result.global_step == 6
